@@ -1,0 +1,226 @@
+"""``genbench`` command line: parse, make one library call, render.
+
+Every user error is one line on stderr (``error: ...``) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from genbench.errors import GenbenchError, choices
+
+app = typer.Typer(
+    help="Benchmark generative image models: grids, timed protocols, torch-fidelity metrics, tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genbench"
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+
+
+class Kind(StrEnum):
+    models = "models"
+    datasets = "datasets"
+    metrics = "metrics"
+    plugins = "plugins"
+
+
+class TableFormat(StrEnum):
+    rich = "rich"
+    csv = "csv"
+    markdown = "markdown"
+
+
+@app.command()
+def run(
+    models: Annotated[str, typer.Option(help="comma-separated model names (see `genbench list models`)")] = "",
+    dataset: Annotated[str, typer.Option(help="dataset name (see `genbench list datasets`)")] = "mnist5k",
+    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 or model.key=v1,v2; repeatable")] = None,
+    seeds: Annotated[str, typer.Option(help="training seeds, e.g. 0,1,2")] = "0",
+    epochs: Annotated[int | None, typer.Option(help="epochs for every model (same budget)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    metrics: Annotated[str, typer.Option(help="comma-separated metrics")] = "fid,recon_mse,elbo",
+    backbone: Annotated[str, typer.Option(help="FID feature backbones: domain, inception")] = "domain",
+    eval_samples: Annotated[int, typer.Option(help="generated samples per cell (and max reference)")] = 1000,
+    reference_split: Annotated[str, typer.Option(help="reference split: test or train")] = "test",
+    out: Annotated[Path | None, typer.Option(help="output folder (default results/<timestamp>)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="where torchvision datasets live")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="backbones and reference statistics")] = None,
+    download: Annotated[bool, typer.Option(help="allow dataset downloads")] = True,
+    inception_weights: Annotated[Path | None, typer.Option(help="torch-fidelity Inception weights file")] = None,
+    resume: Annotated[bool, typer.Option(help="reuse finished cells already in --out")] = False,
+) -> None:
+    """Train and evaluate every model x grid cell x seed; save results and print the table."""
+    from genbench.console import ProgressReporter
+    from genbench.grid import parse_seeds
+    from genbench.plugins import get_registry
+    from genbench.protocol import Protocol
+    from genbench.report import load_table, to_rich
+    from genbench.runner import RunRequest, run_grid
+
+    registry = get_registry()
+    model_names = _list(models)
+    if not model_names:
+        raise GenbenchError(f"--models is required; valid: {choices(registry.models)}")
+    if reference_split not in ("train", "test"):
+        raise GenbenchError(f"--reference-split {reference_split!r}; valid: 'test', 'train'")
+    cache = cache_dir or Path(os.environ.get("GENBENCH_CACHE", _cache_home()))
+    protocol = Protocol(
+        dataset=dataset,
+        metrics=_list(metrics),
+        backbones=_list(backbone),
+        eval_samples=eval_samples,
+        reference_split=reference_split,  # type: ignore[arg-type]
+        epochs=epochs,
+        device=device,
+        data_dir=data_dir or Path(os.environ.get("GENBENCH_DATA", cache / "data")),
+        cache_dir=cache,
+        download=download,
+        inception_weights=inception_weights,
+    )
+    out_dir = out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    request = RunRequest(model_names, protocol, out_dir, tuple(grid or ()), parse_seeds(seeds), resume)
+
+    console = Console(stderr=True)
+    for problem in registry.problems:
+        console.print(f"[yellow]plugin problem:[/] {problem}")
+    try:
+        with ProgressReporter(console) as reporter:
+            result = run_grid(request, reporter)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: finished cells are saved in {out_dir / 'results.csv'}")
+        raise typer.Exit(130) from None
+    Console().print(to_rich(load_table(result.out_dir)))
+    failed = sum(r.status != "ok" for r in result.records)
+    console.print(
+        f"{len(result.records)} cells, {failed} not ok; results in {result.out_dir / 'results.csv'}"
+        f" (re-render with: genbench table {result.out_dir})"
+    )
+
+
+def _rows(kind: Kind) -> list[dict[str, Any]]:
+    from genbench.hyper import describe
+    from genbench.plugins import get_registry
+
+    registry = get_registry()
+    if kind is Kind.plugins:
+        return [{"name": p.name, "origin": p.origin} for p in registry.plugins]
+    tables: dict[Kind, dict[str, Any]] = {
+        Kind.models: registry.models,
+        Kind.datasets: registry.datasets,
+        Kind.metrics: registry.metrics,
+    }
+    rows = []
+    for name, entry in tables[kind].items():
+        cls: Any = entry.cls
+        row: dict[str, Any] = {
+            "name": name,
+            "plugin": entry.plugin.name,
+            "origin": entry.plugin.origin,
+            "description": cls.description,
+        }
+        if kind is Kind.models:
+            row["capabilities"] = sorted(c.value for c in cls.capabilities)
+            row["hyper"] = [
+                {"name": f.name, "type": f.type, "default": f.default, "help": f.help} for f in describe(cls.Hyper)
+            ]
+        elif kind is Kind.datasets:
+            row.update(shape=list(cls.shape), kind=cls.kind, classes=cls.num_classes)
+        else:
+            row.update(
+                better="higher" if cls.higher_is_better else "lower",
+                requires=sorted(c.value for c in cls.requires),
+            )
+        rows.append(row)
+    return rows
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[Kind, typer.Argument(help="what to list")] = Kind.models,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show registered models (with hyper-parameters), datasets, metrics or plugins, and where each came from."""
+    from genbench.plugins import get_registry
+
+    rows = _rows(kind)
+    problems = get_registry().problems
+    if as_json:
+        typer.echo(json.dumps({kind.value: rows, "problems": problems}, indent=2, default=str))
+        return
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"genbench {kind.value}")
+    for col in ("name", "origin", "description"):
+        table.add_column(col)
+    if kind is Kind.models:
+        table.add_column("hyper-parameters (type = default)")
+    for row in rows:
+        cells = [row["name"], row["origin"], row.get("description", "")]
+        if kind is Kind.models:
+            cells.append("\n".join(f"{h['name']}: {h['type']} = {h['default']}" for h in row["hyper"]))
+        table.add_row(*cells)
+    console.print(table)
+    for problem in problems:
+        Console(stderr=True).print(f"[yellow]plugin problem:[/] {problem}")
+
+
+@app.command()
+def table(
+    out: Annotated[Path, typer.Argument(help="a run folder holding results.csv")],
+    format: Annotated[TableFormat, typer.Option("--format", help="rich, csv or markdown")] = TableFormat.rich,
+) -> None:
+    """Re-render the comparison table of a finished (or interrupted) run from disk."""
+    from genbench.report import render
+
+    if not (out / "results.csv").is_file():
+        raise GenbenchError(f"{out}: no results.csv here; pass the folder a `genbench run --out` wrote")
+    rendered = render(out, format.value)
+    if isinstance(rendered, str):
+        typer.echo(rendered, nl=False)
+    else:
+        Console().print(rendered)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: one-line errors, exit status 2 for bad input."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args or ["--help"], prog_name="genbench", standalone_mode=False)
+    except GenbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # typer's (vendored click) usage errors: a bad option value, an unknown option...
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            return int(exc.exit_code)
+        raise
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Rich progress for ``genbench run``: turns runner events into a grid bar and a cell bar."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from genbench.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
+
+
+class ProgressReporter:
+    """A context manager whose ``__call__`` is the runner's ``on_event`` callback."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
+        )
+        self.grid_task = self.progress.add_task("grid", total=None, info="")
+        self.cell_task = self.progress.add_task("cell", total=None, info="", visible=False)
+
+    def __enter__(self) -> ProgressReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, Planned):
+            reused = len(event.cells) - event.to_run
+            info = f"{reused} reused from a previous run" if reused else ""
+            p.update(self.grid_task, total=event.to_run, description="grid", info=info)
+        elif isinstance(event, Preparing):
+            p.update(self.cell_task, visible=True, description=event.what, total=None, completed=0, info="")
+        elif isinstance(event, CellStarted):
+            p.update(self.cell_task, visible=True, description=event.spec.cell_id, total=None, completed=0, info="")
+        elif isinstance(event, CellProgress):
+            if event.kind == "phase":
+                p.update(self.cell_task, info=event.detail)
+            elif event.kind == "epoch":
+                epoch, epochs, means = event.detail
+                losses = " ".join(f"{k}={v:.3g}" for k, v in means.items())
+                p.update(self.cell_task, total=epochs, completed=epoch, info=f"epoch {epoch}/{epochs} {losses}")
+        elif isinstance(event, CellFinished):
+            r = event.record
+            if r.status != "ok":
+                self.console.print(f"[red]{r.cell_id}: {r.status}[/] {r.error or ''}")
+            p.advance(self.grid_task)

@@ -1,0 +1,239 @@
+"""Feature backbones for torch-fidelity: ``domain`` (trained here, offline) and ``inception``.
+
+torch-fidelity computes FID/KID/precision-recall from features of a registered
+feature extractor. Inception-v3 is the field's standard but needs weights
+downloaded from the internet and was trained on ImageNet photos, not digits. The
+``domain`` backbone is a small CNN classifier that genbench trains on the
+dataset's train split (fixed seed), caches on disk, and registers with
+torch-fidelity through ``register_feature_extractor``; its test accuracy is
+recorded next to every number computed with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch_fidelity
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from genbench.datasets.base import LoadedData
+from genbench.errors import GenbenchError, unknown
+from genbench.protocol import Protocol
+
+DOMAIN_EXTRACTOR = "genbench-domain"
+DOMAIN_VERSION = 1  # bump when the classifier or its training changes: old cache entries are then ignored
+INCEPTION_EXTRACTOR = "inception-v3-compat"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """How to call torch-fidelity with one backbone, and what to record about it."""
+
+    name: str
+    extractor: str  # torch-fidelity feature extractor name
+    weights_path: str | None
+    layer_fid: str
+    rgb: bool  # feed 3-channel images (Inception expects them)
+    tag: str  # short content hash of the weights, part of every cache key
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class DomainClassifier(nn.Module):
+    """conv32-pool-conv64-avgpool4-fc(feature_dim)-fc(classes); works for any image of side >= 8."""
+
+    def __init__(self, channels: int, num_classes: int, feature_dim: int = 128) -> None:
+        super().__init__()
+        self.config = {"channels": channels, "num_classes": num_classes, "feature_dim": feature_dim}
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, feature_dim),
+        )
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(feature_dim, num_classes))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features (pre-activation, so no dead dimensions) and logits."""
+        features = self.trunk(x)
+        return features, self.head(features)
+
+
+class DomainFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity adapter: uint8 images in, (penultimate, logits) features out."""
+
+    def __init__(
+        self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **_: Any
+    ) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise ValueError("the domain backbone needs feature_extractor_weights_path")
+        ckpt = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
+        self.net = DomainClassifier(**ckpt["config"])
+        self.net.load_state_dict(ckpt["state_dict"])
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("penultimate", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "logits" if metric == "isc" else "penultimate"
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> None:
+        return None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features, logits = self.net(x.float() / 255.0)
+        out = {"penultimate": features, "logits": logits}
+        return tuple(out[name] for name in self.features_list)
+
+
+def register_with_fidelity() -> None:
+    """Make the domain extractor known to torch-fidelity (idempotent)."""
+    if DOMAIN_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(DOMAIN_EXTRACTOR, DomainFeatureExtractor)
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainClassifier, float]:
+    """Train the classifier on the train split (CPU-friendly budget); return it and its test accuracy."""
+    info = dataset.info
+    train, test = dataset.split("train"), dataset.split("test")
+    if info.num_classes is None or train.y is None or test.y is None:
+        raise GenbenchError(f"backbone 'domain' needs a labelled dataset; {info.name!r} has no classes")
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = DomainClassifier(info.shape[0], info.num_classes)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    # About 20k example-visits: a few seconds on a CPU, >97% on MNIST-like digits.
+    epochs = min(10, max(1, math.ceil(20_000 / len(train))))
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(train), generator=g)
+        for i in range(0, len(train), 128):
+            idx = perm[i : i + 128]
+            loss = F.cross_entropy(net(train.x[idx])[1], train.y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        correct = sum(
+            int((net(test.x[i : i + 512])[1].argmax(1) == test.y[i : i + 512]).sum()) for i in range(0, len(test), 512)
+        )
+    return net, correct / len(test)
+
+
+class DomainBackbone:
+    """Trains (once, cached by dataset content) and serves the domain classifier."""
+
+    name = "domain"
+
+    def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
+        register_with_fidelity()
+        path = (
+            Path(protocol.cache_dir)
+            / "backbones"
+            / (f"domain-v{DOMAIN_VERSION}-{dataset.info.name}-{dataset.fingerprint[:16]}.pt")
+        )
+        if not path.exists():
+            net, accuracy = train_domain_classifier(dataset)
+            atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy}, path)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return BackboneConfig(
+            name=self.name,
+            extractor=DOMAIN_EXTRACTOR,
+            weights_path=str(path),
+            layer_fid="penultimate",
+            rgb=False,
+            tag=file_hash(path)[:16],
+            facts={"domain_accuracy": float(ckpt["accuracy"])},
+        )
+
+
+class InceptionBackbone:
+    """torch-fidelity's Inception-v3 (the standard FID network); needs its weights file."""
+
+    name = "inception"
+
+    def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
+        if dataset.info.kind != "image" or dataset.info.shape[0] not in (1, 3):
+            raise GenbenchError(f"backbone 'inception' needs 1- or 3-channel images; {dataset.info.name!r} is not")
+        weights = protocol.inception_weights
+        if weights is None:
+            hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+            weights = hub if hub.exists() else None
+        if weights is None:
+            try:  # torch-fidelity downloads into torch's hub cache when online
+                torch_fidelity.FeatureExtractorInceptionV3(INCEPTION_EXTRACTOR, ["2048"])
+                weights = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+            except Exception as exc:
+                raise GenbenchError(
+                    f"backbone 'inception': torch-fidelity could not download its Inception weights "
+                    f"({type(exc).__name__}); fetch {INCEPTION_FILE} from the torch-fidelity v0.2.0 release "
+                    f"on a machine with internet and pass --inception-weights PATH (or copy it to "
+                    f"{Path(torch.hub.get_dir()) / 'checkpoints'}); the 'domain' backbone works offline"
+                ) from None
+        if not Path(weights).is_file():
+            raise GenbenchError(f"backbone 'inception': weights file {weights} does not exist")
+        return BackboneConfig(
+            name=self.name,
+            extractor=INCEPTION_EXTRACTOR,
+            weights_path=str(weights),
+            layer_fid="2048",
+            rgb=True,
+            tag=file_hash(Path(weights))[:16],
+        )
+
+
+BACKBONES: dict[str, DomainBackbone | InceptionBackbone] = {b.name: b for b in (DomainBackbone(), InceptionBackbone())}
+_RESOLVED: dict[tuple[str, str, str, str], BackboneConfig] = {}
+
+
+def resolve_backbone(name: str, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
+    """The backbone's torch-fidelity settings (trained/loaded once per process and dataset)."""
+    if name not in BACKBONES:
+        raise unknown("backbone", name, BACKBONES)
+    key = (name, dataset.fingerprint, str(protocol.cache_dir), str(protocol.inception_weights))
+    if key not in _RESOLVED:
+        _RESOLVED[key] = BACKBONES[name].resolve(protocol, dataset)
+    return _RESOLVED[key]

@@ -1,0 +1,75 @@
+"""The metric interface.
+
+A metric is a class with a ``name``, the model capabilities and data kinds it
+needs, and a :meth:`Metric.compute` that turns an :class:`EvalContext` into named
+numbers. The runner asks every requested metric whether it applies to the model
+and data (:meth:`Metric.not_applicable`); one that does not, or that raises, is
+noted in the record and the other metrics are still computed.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from genbench.datasets.base import DataInfo, DataKind, LoadedData, Split
+from genbench.models.base import Capability, GenerativeModel
+from genbench.protocol import Protocol
+
+
+@dataclass
+class EvalContext:
+    """What a metric may look at for one trained cell.
+
+    ``samples`` are the cell's generated examples (CPU, float32, dataset shape),
+    drawn once and shared by every metric; ``reference`` is the protocol's
+    reference split, cut to ``protocol.eval_samples``.
+    """
+
+    model: GenerativeModel
+    dataset: LoadedData
+    samples: torch.Tensor
+    reference: Split
+    protocol: Protocol
+    device: torch.device
+    seed: int
+
+    @property
+    def data(self) -> DataInfo:
+        return self.dataset.info
+
+
+class Metric(abc.ABC):
+    """Base class of metric plugins.
+
+    ``compute`` returns ``{key: value}``; keys start with the metric's name
+    (``fid`` may return ``fid_domain`` and ``fid_inception``), and all keys share
+    ``higher_is_better``. ``prepare`` runs once per run before any training, so a
+    metric that cannot work (missing weights) fails before hours are spent.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = False
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.SAMPLE})
+    data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image"})
+
+    def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
+        """Why this metric does not apply to ``model`` on ``data``, or None if it does."""
+        if data.kind not in self.data_kinds:
+            return f"{self.name} needs {'/'.join(sorted(self.data_kinds))} data, {data.name} is {data.kind}"
+        missing = sorted(c.value for c in self.requires - model.capabilities)
+        if missing:
+            return f"{self.name} needs a model that can {', '.join(missing)}; {model.name} cannot"
+        return None
+
+    def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        """Validate and warm caches once per run; return facts worth recording (e.g. backbone accuracy)."""
+        return {}
+
+    @abc.abstractmethod
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        """Compute this metric for one cell."""

@@ -1,0 +1,137 @@
+"""MLP autoencoder and variational autoencoder (the lab reports' baselines)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genbench.datasets.base import DataInfo
+from genbench.hyper import Hyper, hp
+from genbench.models.base import Capability, GenerativeModel
+from genbench.models.layers import flat, mlp, unflat
+
+
+@dataclass
+class AEHyper(Hyper):
+    z_dim: int = hp(32, "code size (the AE lab used 784-256-128-2; 2 is too small to sample well)")
+    lr: float = hp(1e-3, "learning rate (Adam)")
+    batch_size: int = hp(128, "mini-batch size")
+    beta1: float = hp(0.9, "Adam beta1 (PyTorch default for non-adversarial training)")
+
+
+class AutoEncoder(GenerativeModel):
+    """784-256-128-z MLP autoencoder trained with MSE.
+
+    An AE has no prior to sample from; genbench samples its decoder from a
+    Gaussian fitted to the training codes (running mean and covariance), so AEs
+    get an FID comparable with the other models.
+    """
+
+    name = "ae"
+    description = "MLP autoencoder 784-256-128-z, MSE; samples decode a Gaussian fitted to the codes"
+    Hyper = AEHyper
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT})
+
+    code_mean: torch.Tensor
+    code_second: torch.Tensor
+
+    def __init__(self, hp: AEHyper, data: DataInfo) -> None:
+        super().__init__(hp, data)
+        d = data.dim
+        self.encoder = mlp([d, 256, 128, hp.z_dim])
+        self.decoder = mlp([hp.z_dim, 128, 256, d])
+        self.opt = torch.optim.Adam(self.parameters(), lr=hp.lr, betas=(hp.beta1, 0.999))
+        # Running first and second moments of the codes (momentum 0.01 tracks the recent epochs).
+        self.register_buffer("code_mean", torch.zeros(hp.z_dim))
+        self.register_buffer("code_second", torch.eye(hp.z_dim))
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(z)
+        return unflat(torch.sigmoid(out) if self.data.kind == "image" else out, self.data)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        z = self.encoder(flat(x))
+        loss = F.mse_loss(self._decode(z), x)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            zd = z.detach()
+            self.code_mean.lerp_(zd.mean(0), 0.01)
+            self.code_second.lerp_(zd.T @ zd / zd.shape[0], 0.01)
+        return {"loss": loss.detach()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cov = self.code_second - torch.outer(self.code_mean, self.code_mean)
+        cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
+        scale = torch.linalg.cholesky(cov)
+        z = self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
+        return self._decode(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self._decode(self.encoder(flat(x)))
+
+
+@dataclass
+class VAEHyper(Hyper):
+    z_dim: int = hp(16, "latent size (the GAN-vs-VAE report swept 8/16/32)")
+    lr: float = hp(1e-3, "learning rate (Adam)")
+    batch_size: int = hp(128, "mini-batch size")
+    beta1: float = hp(0.9, "Adam beta1")
+    hidden: int = hp(400, "hidden width of encoder and decoder (Kingma & Welling used 400)")
+
+
+class VAE(GenerativeModel):
+    """MLP VAE with the reparameterisation trick; Bernoulli (BCE) likelihood for images, Gaussian for points."""
+
+    name = "vae"
+    description = "MLP VAE (reparameterisation), BCE + KL; samples decode z ~ N(0, I)"
+    Hyper = VAEHyper
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ELBO})
+
+    def __init__(self, hp: VAEHyper, data: DataInfo) -> None:
+        super().__init__(hp, data)
+        d = data.dim
+        self.encoder = nn.Sequential(nn.Linear(d, hp.hidden), nn.ReLU(), nn.Linear(hp.hidden, 2 * hp.z_dim))
+        self.decoder = mlp([hp.z_dim, hp.hidden, d])
+        self.opt = torch.optim.Adam(self.parameters(), lr=hp.lr, betas=(hp.beta1, 0.999))
+
+    def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-example reconstruction NLL, KL, and the decoder logits."""
+        mu, logvar = self.encoder(flat(x)).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        out = self.decoder(z)
+        target = flat(x)
+        if self.data.kind == "image":
+            nll = F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(1)
+        else:  # unit-variance Gaussian likelihood, constant dropped
+            nll = 0.5 * (out - target).pow(2).sum(1)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        return nll, kl, out
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        nll, kl, _ = self._terms(x)
+        loss = (nll + kl).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(z)
+        return unflat(torch.sigmoid(out) if self.data.kind == "image" else out, self.data)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self._decode(torch.randn(n, self.hp.z_dim, device=self.device))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        mu, _ = self.encoder(flat(x)).chunk(2, dim=1)
+        return self._decode(mu)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        nll, kl, _ = self._terms(x)
+        return -(nll + kl)

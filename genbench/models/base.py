@@ -1,0 +1,97 @@
+"""The model interface a third party implements.
+
+A model is a ``torch.nn.Module`` that builds its networks and optimizers from a
+hyper-parameter dataclass and a :class:`~genbench.datasets.DataInfo`. The harness
+owns the training loop: it moves the model to the device, feeds it shuffled
+mini-batches through :meth:`GenerativeModel.train_step`, averages the returned
+scalars per epoch, stops on NaN, times every phase and evaluates samples. That
+is what keeps the protocol identical for every model.
+
+See ``docs/plugins.md`` for a complete worked example.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from genbench.datasets.base import DataInfo, DataKind
+from genbench.hyper import Hyper as BaseHyper
+
+
+class Capability(enum.StrEnum):
+    """What a model can do beyond training; metrics declare which ones they need."""
+
+    SAMPLE = "sample"  # draws new examples from noise / the prior
+    RECONSTRUCT = "reconstruct"  # maps x to a reconstruction (AE, VAE)
+    ELBO = "elbo"  # per-example evidence lower bound (VAE)
+    CONDITIONAL = "conditional"  # samples a requested class
+
+
+class GenerativeModel(nn.Module, abc.ABC):
+    """Base class of every model plugin.
+
+    Class attributes:
+      ``name``: the name users type (``--models name``).
+      ``Hyper``: the hyper-parameter dataclass (extends :class:`genbench.hyper.Hyper`).
+      ``capabilities``: what the model implements beyond ``train_step``/``sample``.
+      ``data_kinds``: which kinds of data it can train on.
+
+    Conventions: images go in and come out as float32 in ``[0, 1]`` with the
+    dataset's shape; points as unbounded reals. ``train_step`` returns 0-dim
+    tensors (not floats): the harness averages them on the device and reads them
+    once per epoch, so a step never forces a GPU synchronisation.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Hyper: ClassVar[type[BaseHyper]] = BaseHyper
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SAMPLE})
+    data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image", "points"})
+
+    def __init__(self, hp: BaseHyper, data: DataInfo) -> None:
+        super().__init__()
+        self.hp = hp
+        self.data = data
+
+    @abc.abstractmethod
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        """One optimisation step on a mini-batch; return named scalar losses/diagnostics.
+
+        ``y`` holds integer labels when the dataset has classes, else None.
+        Keys are free-form (``loss``, ``loss_d``, ``loss_g``, ``d_x``, ``d_g_z``);
+        the harness keeps their per-epoch means as the loss history.
+        """
+
+    @abc.abstractmethod
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw ``n`` new examples of shape ``(n, *data.shape)`` (called under ``torch.no_grad``).
+
+        Conditional models receive ``labels`` (shape ``(n,)``); others get None.
+        """
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (needs :attr:`Capability.RECONSTRUCT`)."""
+        raise NotImplementedError(f"{self.name} does not reconstruct")
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example evidence lower bound in nats, shape ``(n,)`` (needs :attr:`Capability.ELBO`)."""
+        raise NotImplementedError(f"{self.name} has no ELBO")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per top-level sub-network and in total."""
+        counts = {
+            name: sum(p.numel() for p in child.parameters() if p.requires_grad) for name, child in self.named_children()
+        }
+        counts = {k: v for k, v in counts.items() if v}
+        counts["total"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return counts

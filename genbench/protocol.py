@@ -1,0 +1,131 @@
+"""Value objects of a run: the protocol, one cell's spec, one cell's record.
+
+A :class:`CellSpec` is everything one grid cell needs and a :class:`CellRecord`
+everything it produced. Both are plain, picklable dataclasses with no reference
+to shared state, so a cell can run in this process, another process, another
+GPU or on a cluster node and come back the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["ok", "failed", "diverged"]
+PHASES = ("train", "sample", "evaluate")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What is held equal for every model and cell of a run.
+
+    Same dataset and split, same number of generated and reference samples, same
+    metrics and feature backbones, same device policy. ``epochs`` (when set)
+    overrides every model's own ``epochs`` so all train on the same budget.
+    """
+
+    dataset: str
+    metrics: tuple[str, ...]
+    backbones: tuple[str, ...] = ("domain",)
+    eval_samples: int = 1000
+    reference_split: Literal["train", "test"] = "test"
+    epochs: int | None = None
+    device: str = "auto"
+    data_dir: Path = Path("data")
+    cache_dir: Path = Path(".cache")
+    download: bool = True
+    inception_weights: Path | None = None
+
+    def manifest(self) -> dict[str, Any]:
+        """A JSON-ready description written next to every result."""
+        out = dataclasses.asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One unit of work: train model ``model`` with ``hyper`` on ``seed``, evaluate, save to ``out_dir``."""
+
+    cell_id: str
+    model: str
+    hyper: dict[str, Any]
+    seed: int
+    protocol: Protocol
+    out_dir: Path
+
+
+@dataclass
+class PhaseTiming:
+    """Wall time of one phase (CUDA-synchronised), throughput and peak memory."""
+
+    seconds: float
+    items: int = 0  # images seen (train) or generated (sample)
+    peak_mem_mb: float = 0.0  # CUDA: peak allocated in the phase; CPU: process peak RSS so far
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 and self.items else 0.0
+
+
+@dataclass
+class CellRecord:
+    """Everything a cell produced; serialised to ``record.json`` and one row of ``results.csv``."""
+
+    cell_id: str
+    model: str
+    dataset: str
+    seed: int
+    hyper: dict[str, Any]
+    status: Status = "ok"
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric_better: dict[str, Literal["lower", "higher"]] = field(default_factory=dict)
+    metric_notes: dict[str, str] = field(default_factory=dict)  # metric -> why not computed
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. domain backbone accuracy
+    timings: dict[str, PhaseTiming] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    device: str = "cpu"
+    environment: dict[str, str] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["timings"] = {k: {**dataclasses.asdict(t), "items_per_s": t.items_per_s} for k, t in self.timings.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellRecord:
+        data = dict(data)
+        data["timings"] = {
+            k: PhaseTiming(v["seconds"], v.get("items", 0), v.get("peak_mem_mb", 0.0))
+            for k, v in data.get("timings", {}).items()
+        }
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def row(self) -> dict[str, Any]:
+        """The flat ``results.csv`` row: identity, hyper-parameters, metrics, timings, status."""
+        row: dict[str, Any] = {
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "cell": self.cell_id,
+            "status": self.status,
+            "error": self.error or "",
+        }
+        row.update(self.hyper)
+        row.update(self.metrics)
+        for phase, t in self.timings.items():
+            row[f"{phase}_s"] = round(t.seconds, 4)
+            if t.items:
+                row[f"{phase}_items_per_s"] = round(t.items_per_s, 1)
+        if self.timings:
+            row["peak_mem_mb"] = round(max(t.peak_mem_mb for t in self.timings.values()), 1)
+        row["params"] = self.params.get("total", 0)
+        row["device"] = self.device
+        row["samples_png"] = self.artifacts.get("samples", "")
+        return row

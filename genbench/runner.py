@@ -1,0 +1,198 @@
+"""The grid runner: validate everything, prepare shared resources, run cells, save as it goes.
+
+The runner never prints. Progress goes to an ``on_event`` callback (the CLI
+turns events into Rich progress bars) and the result is returned as a
+:class:`RunResult`. ``results.csv`` and ``run.json`` are rewritten atomically
+after every cell, so stopping a grid keeps every finished cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from genbench.cell import environment, run_cell
+from genbench.data import load_data
+from genbench.errors import GenbenchError, choices
+from genbench.grid import parse_axis, plan_cells
+from genbench.metrics.backbones import BACKBONES
+from genbench.plugins import get_registry
+from genbench.protocol import CellRecord, CellSpec, Protocol
+from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
+from genbench.timing import resolve_device
+
+DEFAULT_METRICS = ("fid", "recon_mse", "elbo")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``genbench run`` asks for, as a library call."""
+
+    models: tuple[str, ...]
+    protocol: Protocol
+    out_dir: Path
+    grid: tuple[str, ...] = ()  # "key=v1,v2" or "model.key=v1,v2"
+    seeds: tuple[int, ...] = (0,)
+    resume: bool = False  # reuse finished cells found in out_dir with the same spec
+
+
+# -- events ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Planned:
+    cells: tuple[CellSpec, ...]
+    to_run: int  # cells that will run (the others are reused with --resume)
+
+
+@dataclass(frozen=True)
+class Preparing:
+    what: str
+
+
+@dataclass(frozen=True)
+class CellStarted:
+    index: int  # position among the cells that run
+    total: int
+    spec: CellSpec
+
+
+@dataclass(frozen=True)
+class CellProgress:
+    cell_id: str
+    kind: str  # "phase" or "epoch"
+    detail: Any  # phase name, or (epoch, epochs, {loss: mean})
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    index: int
+    total: int
+    record: CellRecord
+
+
+Event = Planned | Preparing | CellStarted | CellProgress | CellFinished
+EventCallback = Callable[[Event], None]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    records: list[CellRecord] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor(TypingProtocol):
+    """Runs cell specs and yields their records in order. Cells share nothing, so an
+    executor may run them in processes or on other machines."""
+
+    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]: ...
+
+
+class SerialExecutor:
+    """Runs cells one after the other in this process (the default)."""
+
+    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]:
+        for i, spec in enumerate(specs):
+            on_event(CellStarted(i, len(specs), spec))
+            yield run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
+
+
+def validate(request: RunRequest) -> list[CellSpec]:
+    """Check every name and value and expand the grid; raises GenbenchError before any training."""
+    registry = get_registry()
+    p = request.protocol
+    if not request.models:
+        raise GenbenchError(f"--models: no model given; valid: {choices(registry.models)}")
+    for name in request.models:
+        registry.model(name)
+    data_cls = registry.dataset(p.dataset)
+    for name in p.metrics:
+        registry.metric(name)
+    for name in p.backbones:
+        if name not in BACKBONES:
+            raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
+    if p.epochs is not None and p.epochs < 1:
+        raise GenbenchError(f"--epochs {p.epochs}: must be an integer >= 1")
+    if p.eval_samples < 2:
+        raise GenbenchError(f"--eval-samples {p.eval_samples}: must be >= 2 (FID needs a covariance)")
+    resolve_device(p.device)
+    info = data_cls.info()
+    for name in request.models:
+        model = registry.model(name)
+        if info.kind not in model.data_kinds:
+            raise GenbenchError(
+                f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "
+                f"it supports {'/'.join(sorted(model.data_kinds))}"
+            )
+    axes = [parse_axis(g) for g in request.grid]
+    return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+
+
+def _reusable(spec: CellSpec) -> CellRecord | None:
+    old = read_record(spec.out_dir)
+    if old and old.status == "ok" and old.hyper == spec.hyper and old.protocol == spec.protocol.manifest():
+        return old
+    return None
+
+
+def run_grid(
+    request: RunRequest,
+    on_event: EventCallback | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
+    """Run every cell of ``request``; return all records (also written under ``out_dir``)."""
+    emit: EventCallback = on_event or (lambda _e: None)
+    cells = validate(request)
+    reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c)) is not None}
+    todo = [c for c in cells if c.cell_id not in reused]
+    emit(Planned(tuple(cells), len(todo)))
+    p = request.protocol
+    registry = get_registry()
+
+    emit(Preparing(f"loading dataset {p.dataset!r}"))
+    data = load_data(p.dataset, Path(p.data_dir), p.download)
+    facts: dict[str, Any] = {}
+    for name in p.metrics:
+        metric = registry.metric(name)()
+        if any(metric.not_applicable(registry.model(m), data.info) is None for m in request.models):
+            emit(Preparing(f"preparing metric {name!r}"))
+            facts.update(metric.prepare(p, data))
+
+    out = request.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    result = RunResult(out)
+    result.manifest = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "models": list(request.models),
+        "grid": list(request.grid),
+        "seeds": list(request.seeds),
+        "protocol": p.manifest(),
+        "n_reference": min(p.eval_samples, len(data.split(p.reference_split))),
+        "dataset_fingerprint": data.fingerprint,
+        "facts": facts,
+        "environment": environment(resolve_device(p.device)),
+        "plugins": [dataclasses.asdict(x) for x in registry.plugins],
+        "plugin_problems": list(registry.problems),
+        "metric_better": {},
+        "cells": len(cells),
+    }
+    atomic_write_json(out / RUN_JSON, result.manifest)
+
+    for cell in cells:
+        if cell.cell_id in reused:
+            result.records.append(reused[cell.cell_id])
+            result.manifest["metric_better"].update(reused[cell.cell_id].metric_better)
+    runner = executor or SerialExecutor()
+    for index, record in enumerate(runner.run(todo, emit)):
+        result.records.append(record)
+        result.manifest["metric_better"].update(record.metric_better)
+        write_results(out, result.records)
+        atomic_write_json(out / RUN_JSON, result.manifest)
+        emit(CellFinished(index, len(todo), record))
+    if not todo:
+        write_results(out, result.records)
+    return result
