@@ -28,16 +28,18 @@ class ProgressReporter:
         self.cell_task = self.progress.add_task("cell", total=None, info="", visible=False)
 
     def __enter__(self) -> ProgressReporter:
-        self.progress.start()
-        return self
+        return self  # the display starts at the first event: nothing is drawn if validation fails
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def __call__(self, event: Event) -> None:
         p = self.progress
+        if not p.live.is_started:
+            p.start()
         if isinstance(event, Planned):
             reused = len(event.cells) - event.to_run
             info = f"{reused} reused from a previous run" if reused else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,11 +133,15 @@ def validate(request: RunRequest) -> list[CellSpec]:
     return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
 
 
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
 def _reusable(spec: CellSpec) -> CellRecord | None:
+    """A finished record of the same cell (same hyper-parameters and protocol), if one is on disk."""
     old = read_record(spec.out_dir)
-    if old and old.status == "ok" and old.hyper == spec.hyper and old.protocol == spec.protocol.manifest():
-        return old
-    return None
+    same = old is not None and _as_json([old.hyper, old.protocol]) == _as_json([spec.hyper, spec.protocol.manifest()])
+    return old if same and old is not None and old.status == "ok" else None
 
 
 def run_grid(

@@ -1,0 +1,105 @@
+"""Shared fixtures: a session-wide cache (the domain backbone trains once), fake plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import genbench
+from genbench.plugins import get_registry
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the whole session: backbones and reference statistics are reused across tests."""
+    return tmp_path_factory.mktemp("genbench-cache")
+
+
+@pytest.fixture
+def use_plugin() -> Iterator[Callable[[object, str], None]]:
+    """Register fake plugin objects in the process registry; unregister them afterwards."""
+    registry = get_registry()
+    added: list[str] = []
+
+    def add(plugin: object, name: str) -> None:
+        assert registry.add_plugin(name, lambda: plugin, "test"), registry.problems[-1]
+        added.append(name)
+
+    try:
+        yield add
+    finally:
+        for name in added:
+            registry.remove_plugin(name)
+
+
+@dataclass
+class TinyHyper(genbench.Hyper):
+    z_dim: int = genbench.hp(4, "latent size")
+    lr: float = genbench.hp(1e-2, "learning rate")
+    batch_size: int = genbench.hp(64, "batch")
+    epochs: int = genbench.hp(1, "epochs")
+
+
+class TinyModel(genbench.GenerativeModel):
+    """A linear decoder fitted to match batch means: trains in microseconds."""
+
+    name = "tiny"
+    description = "test model"
+    Hyper = TinyHyper
+
+    def __init__(self, hp: TinyHyper, data: genbench.DataInfo) -> None:
+        super().__init__(hp, data)
+        self.decoder = nn.Linear(hp.z_dim, data.dim)
+        self.opt = torch.optim.SGD(self.parameters(), lr=hp.lr)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        fake = self.decoder(torch.randn(x.shape[0], self.hp.z_dim))
+        loss = (fake.mean(0) - x.flatten(1).mean(0)).pow(2).mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.decoder(torch.randn(n, self.hp.z_dim, device=self.device))
+        out = torch.sigmoid(out) if self.data.kind == "image" else out
+        return out.reshape(n, *self.data.shape)
+
+
+class ExplodingModel(TinyModel):
+    name = "exploding"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        raise RuntimeError("boom in train_step")
+
+
+class NaNModel(TinyModel):
+    name = "nan"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        out = dict(super().train_step(x, y))
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+class FakeModels:
+    """A plugin object (pluggy accepts any object with hookimpl-marked methods)."""
+
+    def __init__(self, *classes: type[Any]) -> None:
+        self.classes = classes
+
+    @genbench.hookimpl
+    def register_models(self, register: Callable[[type[Any]], None]) -> None:
+        for cls in self.classes:
+            register(cls)
+
+
+@pytest.fixture
+def tiny_models(use_plugin: Callable[[object, str], None]) -> None:
+    use_plugin(FakeModels(TinyModel, ExplodingModel, NaNModel), "test-models")

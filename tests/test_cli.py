@@ -1,0 +1,91 @@
+"""The command line: one-line errors with exit 2, list/run/table as a user types them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genbench.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--models", "gna"], "error: unknown model 'gna'; valid: 'ae', 'dcgan', 'gan', 'vae'"),
+        (["run", "--models", "gan", "--dataset", "mnits"], "error: unknown dataset 'mnits'; valid:"),
+        (["run", "--models", "gan", "--grid", "z_dim=abc"], "error: --grid z_dim: 'abc' is not an int (model 'gan')"),
+        (["run", "--models", "gan", "--grid", "zdim=3"], "error: --grid zdim: model 'gan' has no hyper-parameter"),
+        (["run", "--models", "gan", "--grid", "lr="], "error: --grid 'lr=': no values given"),
+        (["run", "--models", "gan", "--epochs", "-1"], "error: --epochs -1: must be an integer >= 1"),
+        (["run", "--models", "gan", "--metrics", "fdi"], "error: unknown metric 'fdi'; valid: 'elbo', 'fid'"),
+        (["run", "--models", "gan", "--backbone", "vgg"], "error: unknown backbone 'vgg'"),
+        (["run", "--models", "gan", "--seeds", "x"], "error: --seeds 'x': expected comma-separated integers"),
+        (["run"], "error: --models is required; valid:"),
+        (["run", "--models", "gan", "--epochs", "abc"], "error: Invalid value for '--epochs'"),
+        (["list", "things"], "error: Invalid value for 'kind'"),
+        (["table", "/nonexistent"], "error: /nonexistent: no results.csv here"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    if args[0] == "run":
+        args = [*args, "--out", str(tmp_path / "out")]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err.startswith(message), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_list_models_json_shows_origin_and_typed_hyper_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "list", "models", "--json")
+    assert code == 0
+    models = {m["name"]: m for m in json.loads(out)["models"]}
+    assert {"ae", "vae", "gan", "dcgan"} <= set(models)
+    assert models["gan"]["origin"] == "built-in"
+    hyper = {h["name"]: h for h in models["gan"]["hyper"]}
+    assert hyper["z_dim"] == {"name": "z_dim", "type": "int", "default": 100, "help": hyper["z_dim"]["help"]}
+    assert hyper["loss"]["type"] == "bce|hinge" and hyper["lr_g"]["type"] == "float|None"
+    assert "reconstruct" in models["vae"]["capabilities"]
+
+
+@pytest.mark.parametrize("kind", ["models", "datasets", "metrics", "plugins"])
+def test_list_renders_each_kind(capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    code, out, _ = run_cli(capsys, "list", kind)
+    assert code == 0 and "built-in" in out
+
+
+@pytest.mark.slow
+def test_run_then_table_in_every_format(capsys: pytest.CaptureFixture[str], tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(
+        capsys, "run", "--models", "gan,ae", "--dataset", "digits", "--grid", "z_dim=8,16", "--epochs", "1",
+        "--eval-samples", "200", "--out", str(out), "--cache-dir", str(cache_dir), "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "FID" in stdout and "4 cells, 0 not ok" in err
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 4 and df["fid_domain"].notna().all()
+
+    code, md, _ = run_cli(capsys, "table", str(out), "--format", "markdown")
+    assert code == 0
+    lines = md.splitlines()
+    assert lines[0].startswith("_dataset digits; 200 generated vs 200 test images; backbones domain")
+    assert lines[2].startswith("| model | z_dim | lr | batch | epochs | FID (domain) | recon MSE |")
+    assert sum("**" in line for line in lines[4:]) >= 1  # the best FID is bold
+    assert "![samples](cells/gan_z_dim=8_s0/samples.png)" in md
+
+    code, csv_text, _ = run_cli(capsys, "table", str(out), "--format", "csv")
+    assert code == 0 and csv_text.splitlines()[0].startswith("model,z_dim,lr,batch,epochs,FID (domain)")
+    code, rich_text, _ = run_cli(capsys, "table", str(out))
+    assert code == 0 and "gan" in rich_text

@@ -1,0 +1,128 @@
+"""The grid runner end to end on the packaged 8x8 digits: records, files, failures, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genbench.errors import GenbenchError
+from genbench.protocol import Protocol
+from genbench.results import read_record
+from genbench.runner import CellFinished, CellProgress, CellStarted, Planned, RunRequest, run_grid
+
+
+def request(out: Path, cache: Path, models: tuple[str, ...], grid: tuple[str, ...] = (), **kw) -> RunRequest:  # type: ignore[no-untyped-def]
+    protocol = Protocol(
+        "digits", kw.pop("metrics", ("fid", "recon_mse", "elbo")), eval_samples=200, epochs=1, cache_dir=cache
+    )
+    return RunRequest(models, protocol, out, grid, **kw)
+
+
+@pytest.mark.slow
+def test_grid_runs_every_cell_and_writes_all_artifacts(tmp_path: Path, cache_dir: Path) -> None:
+    events: list[object] = []
+    result = run_grid(request(tmp_path, cache_dir, ("gan", "vae"), ("z_dim=8,16",)), events.append)
+    assert [r.status for r in result.records] == ["ok"] * 4, [r.error for r in result.records]
+
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert len(df) == 4 and set(df["model"]) == {"gan", "vae"} and set(df["z_dim"]) == {8, 16}
+    assert df["fid_domain"].notna().all() and (df["fid_domain"] > 0).all()
+    assert df.loc[df.model == "vae", "elbo"].notna().all() and df.loc[df.model == "gan", "elbo"].isna().all()
+    for col in ("train_s", "sample_s", "evaluate_s", "train_items_per_s", "peak_mem_mb", "params", "seed", "lr"):
+        assert col in df.columns
+
+    for record in result.records:
+        cell = tmp_path / "cells" / record.cell_id
+        for name in ("record.json", "samples.png", "curves.png", "history.csv", "checkpoint.pt"):
+            assert (cell / name).is_file(), (cell, name)
+        saved = read_record(cell)
+        assert saved is not None and saved.metrics == record.metrics and saved.history == record.history
+        assert record.environment["torch_fidelity"] and record.protocol["eval_samples"] == 200
+        assert record.timings["train"].items == 1497 // record.hyper["batch_size"] * record.hyper["batch_size"]
+        assert record.extras["domain_accuracy"] > 0.9
+    gan = next(r for r in result.records if r.model == "gan")
+    assert {"loss_d", "loss_g", "d_x", "d_g_z"} <= set(gan.history[0])
+    assert "elbo" in gan.metric_notes and "not applicable" in gan.metric_notes["elbo"]
+
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    assert manifest["metric_better"] == {"fid_domain": "lower", "recon_mse": "lower", "elbo": "higher"}
+    assert isinstance(events[0], Planned) and events[0].to_run == 4
+    assert sum(isinstance(e, CellStarted) for e in events) == 4
+    assert sum(isinstance(e, CellFinished) for e in events) == 4
+    assert any(isinstance(e, CellProgress) and e.kind == "epoch" for e in events)
+
+
+def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
+    tmp_path: Path, cache_dir: Path, tiny_models: None
+) -> None:
+    result = run_grid(request(tmp_path, cache_dir, ("exploding", "nan", "tiny"), metrics=("fid",)))
+    status = {r.model: (r.status, r.error) for r in result.records}
+    assert status["exploding"] == ("failed", "RuntimeError: boom in train_step")
+    assert status["nan"][0] == "diverged" and "loss 'loss' became nan in epoch 1" in (status["nan"][1] or "")
+    assert status["tiny"][0] == "ok"
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert list(df["status"]) == ["failed", "diverged", "ok"]
+    assert (tmp_path / "cells" / "exploding_s0" / "record.json").is_file()
+
+
+def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import genbench.runner as runner_mod
+
+    real_run_cell = runner_mod.run_cell
+    calls: list[str] = []
+
+    def interrupt_second(spec, on_event=None):  # type: ignore[no-untyped-def]
+        calls.append(spec.cell_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run_cell(spec, on_event)
+
+    monkeypatch.setattr(runner_mod, "run_cell", interrupt_second)
+    req = request(tmp_path, cache_dir, ("tiny",), ("z_dim=2,3,4",), metrics=("fid",))
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(req)
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert list(df["cell"]) == ["tiny_z_dim=2_s0"]  # the finished cell survived, the CSV is whole
+
+    monkeypatch.setattr(runner_mod, "run_cell", real_run_cell)
+    events: list[object] = []
+    result = run_grid(RunRequest(req.models, req.protocol, req.out_dir, req.grid, resume=True), events.append)
+    assert isinstance(events[0], Planned) and events[0].to_run == 2
+    assert [r.cell_id for r in result.records] == ["tiny_z_dim=2_s0", "tiny_z_dim=3_s0", "tiny_z_dim=4_s0"]
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": ("gna",)}, "unknown model 'gna'; valid:"),
+        ({"models": ()}, "--models: no model given"),
+        ({"dataset": "mnits"}, "unknown dataset 'mnits'; valid:"),
+        ({"metrics": ("fdi",)}, "unknown metric 'fdi'; valid:"),
+        ({"backbones": ("vgg",)}, "unknown backbone 'vgg'; valid: 'domain', 'inception'"),
+        ({"epochs": -1}, "--epochs -1: must be an integer >= 1"),
+        ({"eval_samples": 1}, "--eval-samples 1: must be >= 2"),
+        ({"device": "tpu"}, "--device 'tpu' is not a device"),
+        ({"dataset": "toy2d", "models": ("dcgan",)}, "model 'dcgan' cannot train on points data"),
+    ],
+)
+def test_bad_input_fails_before_any_training(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    models = change.pop("models", ("gan",))
+    protocol = Protocol(**{"dataset": "digits", "metrics": ("fid",), **change})  # type: ignore[arg-type]
+    with pytest.raises(GenbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_grid(RunRequest(models, protocol, tmp_path))  # type: ignore[arg-type]
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_toy2d_grid_runs_with_points_and_notes_inapplicable_metrics(tmp_path: Path, cache_dir: Path) -> None:
+    protocol = Protocol("toy2d", ("fid",), eval_samples=200, epochs=1, cache_dir=cache_dir)
+    result = run_grid(RunRequest(("gan",), protocol, tmp_path, ("batch_size=256",)))
+    (record,) = result.records
+    assert record.status == "ok", record.error
+    assert "not applicable" in record.metric_notes["fid"]
+    assert (tmp_path / "cells" / record.cell_id / "samples.png").is_file()
