@@ -7,7 +7,7 @@ registry is built on first use by :func:`genbench.plugins.get_registry`).
 from genbench.datasets.base import DataInfo, Dataset, LoadedData, LoadOptions, Split
 from genbench.errors import GenbenchError
 from genbench.hookspecs import hookimpl
-from genbench.hyper import Hyper, hp
+from genbench.hyper import Hyper, hp, positive
 from genbench.metrics.base import EvalContext, Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import CellRecord, CellSpec, Protocol
@@ -32,4 +32,5 @@ __all__ = [
     "__version__",
     "hookimpl",
     "hp",
+    "positive",
 ]

@@ -26,8 +26,11 @@ import pluggy
 from genbench import hookspecs
 from genbench.datasets.base import Dataset
 from genbench.errors import unknown
+from genbench.hyper import Hyper as BaseHyper
+from genbench.hyper import field_types
 from genbench.metrics.base import Metric
-from genbench.models.base import GenerativeModel
+from genbench.models.base import Capability, GenerativeModel
+from genbench.protocol import PHASES
 
 ENTRY_POINT_GROUP = "genbench"
 BUILTIN = "built-in"
@@ -36,8 +39,12 @@ DEFAULT_PLUGINS = (
     "genbench.datasets.builtin",
     "genbench.metrics.builtin",
 )
-# Hyper-parameter names that would collide with the identity columns of results.csv.
-RESERVED_HYPER = frozenset({"model", "dataset", "seed", "cell", "status", "error", "params", "device"})
+# Hyper-parameter names that would collide with the other columns of results.csv.
+RESERVED_HYPER = frozenset(
+    {"model", "dataset", "seed", "cell", "status", "error", "params", "device", "samples_png", "peak_mem_mb"}
+    | {f"{phase}_s" for phase in PHASES}
+    | {f"{phase}_items_per_s" for phase in PHASES}
+)
 
 T = TypeVar("T")
 
@@ -81,7 +88,8 @@ class Registry:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validation errors (bad hookimpl signature, duplicate name)
-            self.problems.append(f"plugin {name!r} ({origin}) rejected: {exc}")
+            reason = " ".join(str(exc).split())  # pluggy's messages span several lines
+            self.problems.append(f"plugin {name!r} ({origin}) rejected: {reason}")
             return False
         misspelt = [c.name for c in self.pm.get_hookcallers(plugin) or [] if not c.has_spec()]
         if misspelt:
@@ -142,11 +150,10 @@ class Registry:
                     f"{where}: {kind} {name!r} is already registered by {other.name!r} ({other.origin}); ignored"
                 )
                 return
-            if issubclass(cls, GenerativeModel):
-                clash = sorted(RESERVED_HYPER & set(cls.Hyper.__dataclass_fields__))
-                if clash:
-                    self.problems.append(f"{where}: model {name!r} uses reserved hyper-parameter {clash[0]!r}")
-                    return
+            defect = _defect(cls)
+            if defect:
+                self.problems.append(f"{where}: {kind} {name!r} {defect}; ignored")
+                return
             table[name] = Entry(name, cls, info)
 
         return register
@@ -160,6 +167,35 @@ class Registry:
 
     def metric(self, name: str) -> type[Metric]:
         return _lookup(self.metrics, "metric", name)
+
+
+def _defect(cls: type[Any]) -> str | None:
+    """What makes a registered class unusable (checked once, so later code can trust it), or None."""
+    if issubclass(cls, GenerativeModel):
+        hyper = cls.Hyper
+        if not (isinstance(hyper, type) and issubclass(hyper, BaseHyper)):
+            return "has a Hyper that does not extend genbench.Hyper"
+        if "__dataclass_fields__" not in vars(hyper):
+            return f"has Hyper class {hyper.__name__} without @dataclass"
+        try:
+            field_types(hyper)
+            hyper()
+        except Exception as exc:
+            return f"has unusable hyper-parameters ({type(exc).__name__}: {exc})"
+        clash = sorted(RESERVED_HYPER & set(hyper.__dataclass_fields__))
+        if clash:
+            return f"uses reserved hyper-parameter name {clash[0]!r}"
+        if not cls.capabilities <= set(Capability):
+            return f"declares unknown capabilities; valid: {', '.join(c.value for c in Capability)}"
+    if issubclass(cls, Dataset):
+        shape = getattr(cls, "shape", None)
+        if not (isinstance(shape, tuple) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
+            return "has no valid 'shape' (a tuple of positive ints, e.g. (1, 28, 28))"
+        if cls.kind not in ("image", "points"):
+            return f"has kind {cls.kind!r}; valid: 'image', 'points'"
+        if cls.kind == "image" and len(shape) != 3:
+            return f"is an image dataset with shape {shape}; images are (C, H, W)"
+    return None
 
 
 def _lookup(table: dict[str, Entry[T]], kind: str, name: str) -> T:
@@ -194,12 +230,19 @@ def load_registry(
     if disabled is None:
         disabled = [s.strip() for s in os.environ.get("GENBENCH_DISABLE_PLUGINS", "").split(",") if s.strip()]
     blocked = set(disabled)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # entry-point name -> origin
     for ep in entry_points if entry_points is not None else _entry_points():
-        if ep.name in blocked or ep.name in seen:
-            continue  # the same distribution can appear twice on sys.path (editable + site)
-        seen.add(ep.name)
-        registry.add_plugin(ep.name, ep.load, _origin(ep))
+        origin = _origin(ep)
+        if ep.name in blocked:
+            continue
+        if ep.name in seen:
+            if seen[ep.name] != origin:  # the same distribution twice on sys.path is harmless
+                registry.problems.append(
+                    f"plugin {ep.name!r} ({origin}): the name is already used by a plugin from {seen[ep.name]}; ignored"
+                )
+            continue
+        seen[ep.name] = origin
+        registry.add_plugin(ep.name, ep.load, origin)
     return registry
 
 

@@ -54,7 +54,7 @@ class ComparisonTable:
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -100,9 +100,10 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
     caption_bits = [
         f"dataset {protocol.get('dataset', '?')}",
         f"{protocol.get('eval_samples', '?')} generated vs {manifest.get('n_reference', '?')} "
-        f"{protocol.get('reference_split', '?')} images",
-        f"backbones {', '.join(protocol.get('backbones', []))}",
+        f"{protocol.get('reference_split', '?')} examples",
     ]
+    if any(c.startswith("fid_") for c in metric_cols):
+        caption_bits.append(f"backbones {', '.join(protocol.get('backbones', []))}")
     if "domain_accuracy" in facts:
         caption_bits.append(f"domain classifier accuracy {facts['domain_accuracy']:.1%}")
     headers = [LABELS.get(c, c) for c in cols]

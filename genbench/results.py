@@ -61,7 +61,8 @@ def atomic_save_image(img: Image.Image, path: Path) -> None:
 
 def records_frame(records: Sequence[CellRecord]) -> pd.DataFrame:
     """The results table: identity, hyper-parameters, metrics, timings, status (columns in first-seen order)."""
-    return pd.DataFrame([r.row() for r in records])
+    # convert_dtypes keeps an int column int when some models lack it (pandas would make it float)
+    return pd.DataFrame([r.row() for r in records]).convert_dtypes()
 
 
 def write_results(out_dir: Path, records: Sequence[CellRecord]) -> Path:

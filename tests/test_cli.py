@@ -80,7 +80,7 @@ def test_run_then_table_in_every_format(capsys: pytest.CaptureFixture[str], tmp_
     code, md, _ = run_cli(capsys, "table", str(out), "--format", "markdown")
     assert code == 0
     lines = md.splitlines()
-    assert lines[0].startswith("_dataset digits; 200 generated vs 200 test images; backbones domain")
+    assert lines[0].startswith("_dataset digits; 200 generated vs 200 test examples; backbones domain")
     assert lines[2].startswith("| model | z_dim | lr | batch | epochs | FID (domain) | recon MSE |")
     assert sum("**" in line for line in lines[4:]) >= 1  # the best FID is bold
     assert "![samples](cells/gan_z_dim=8_s0/samples.png)" in md

@@ -13,19 +13,23 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
 
 import genbench
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "genbench-example"
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO / "plugins" / "genbench-example"
+GUIDE = REPO / "docs" / "plugins.md"
 TIMEOUT_S = 600  # a hung subprocess fails the test instead of blocking the suite
 
 
@@ -65,7 +69,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_installed_plugin_is_listed_and_runs(plugin_site: Path, tmp_path: Path) -> None:
+def test_installed_plugin_is_listed_and_runs(plugin_site: Path, tmp_path: Path, cache_dir: Path) -> None:
     # (a) the entry point is found, with the distribution's name and version as origin.
     listed = genbench_cli(["list", "models", "--json"], plugin_site, tmp_path)
     assert listed.returncode == 0, listed.stderr
@@ -84,9 +88,10 @@ def test_installed_plugin_is_listed_and_runs(plugin_site: Path, tmp_path: Path) 
     assert hyper["hidden"]["help"]
 
     # (b) a plugin model and a built-in one train and are evaluated side by side.
-    out, cache = tmp_path / "out", tmp_path / "cache"
+    out = tmp_path / "out"
     args = ["run", "--models", "lsgan,gan", "--dataset", "digits", "--epochs", "1", "--eval-samples", "200"]
-    ran = genbench_cli([*args, "--out", str(out), "--cache-dir", str(cache)], plugin_site, tmp_path)
+    # cache_dir (conftest) is shared by the session: the digits domain backbone trains once for all tests.
+    ran = genbench_cli([*args, "--out", str(out), "--cache-dir", str(cache_dir)], plugin_site, tmp_path)
     assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}"
     assert "plugin problem" not in ran.stderr
     with open(out / "results.csv", newline="", encoding="utf-8") as f:
@@ -164,3 +169,42 @@ def test_lsgan_hyper_validation_and_registration(example: ModuleType) -> None:
     registered: list[type] = []
     example.register_models(registered.append)
     assert registered == [example.LSGAN]
+
+
+# -- the plugin guide shows working code -----------------------------------------------------------
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_guide_shows_the_example_package_verbatim() -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    section = guide.split("<!-- example:begin", 1)[1].split("<!-- example:end -->", 1)[0]
+    source = (PLUGIN_DIR / "genbench_example" / "__init__.py").read_text(encoding="utf-8")
+    assert python_blocks(section) == [source], "docs/plugins.md section 4 must show genbench_example verbatim"
+    pyproject = (PLUGIN_DIR / "pyproject.toml").read_text(encoding="utf-8")
+    assert f"```toml\n{pyproject}```" in guide, "docs/plugins.md section 5 must show pyproject.toml verbatim"
+
+
+def test_guide_dataset_and_metric_examples_work(example: ModuleType, tmp_path: Path) -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    dataset_code = next(b for b in python_blocks(guide) if "class Moons(genbench.Dataset)" in b)
+    metric_code = next(b for b in python_blocks(guide) if "class MeanGap(genbench.Metric)" in b)
+    namespace: dict[str, Any] = {}
+    exec(dataset_code + metric_code, namespace)  # the metric block relies on the dataset block's imports
+    moons, mean_gap = namespace["Moons"], namespace["MeanGap"]
+    registered: list[type] = []
+    namespace["register_datasets"](registered.append)
+    namespace["register_metrics"](registered.append)
+    assert registered == [moons, mean_gap]
+
+    splits = moons().load(genbench.LoadOptions(tmp_path))
+    info = moons.info()
+    assert info == genbench.DataInfo("moons", (2,), "points", 2)
+    assert (len(splits["train"]), len(splits["test"])) == (10_000, 2_000)
+    assert splits["train"].x.dtype == torch.float32 and splits["train"].y.dtype == torch.int64
+
+    metric = mean_gap()
+    assert metric.not_applicable(example.LSGAN, info) is None
+    ref = splits["test"]
+    ctx = SimpleNamespace(samples=ref.x + torch.tensor([3.0, 4.0]), reference=ref)
+    assert metric.compute(ctx) == {"mean_gap": pytest.approx(5.0, rel=1e-5)}

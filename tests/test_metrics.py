@@ -10,6 +10,7 @@ import scipy.linalg
 import torch
 
 from genbench.data import load_data
+from genbench.errors import GenbenchError
 from genbench.hyper import build
 from genbench.metrics.backbones import DomainFeatureExtractor, resolve_backbone
 from genbench.metrics.base import EvalContext
@@ -82,3 +83,25 @@ def test_reconstruction_error_matches_a_direct_computation(digits, cache_dir: Pa
     with torch.no_grad():
         expected = float((model.reconstruct(ctx.reference.x) - ctx.reference.x).pow(2).mean())
     assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_inception_backbone_offline_fails_before_training_with_how_to(
+    digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import urllib.error
+
+    import torch_fidelity
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch_fidelity, "FeatureExtractorInceptionV3", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    protocol = Protocol("digits", ("fid",), backbones=("inception",), cache_dir=tmp_path)
+    with pytest.raises(GenbenchError) as info:
+        FID().prepare(protocol, digits)
+    message = str(info.value)
+    assert "\n" not in message and "--inception-weights" in message and "'domain' backbone works offline" in message
+    missing = Protocol("digits", ("fid",), backbones=("inception",), inception_weights=tmp_path / "nope.pth")
+    with pytest.raises(GenbenchError, match=r"nope\.pth does not exist"):
+        FID().prepare(missing, digits)

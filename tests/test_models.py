@@ -69,6 +69,7 @@ def test_reconstruction_and_elbo_capabilities() -> None:
     assert Capability.ELBO in type(vae).capabilities
     with torch.no_grad():
         assert ae.reconstruct(x).shape == x.shape and vae.reconstruct(x).shape == x.shape
+        assert ae.encode(x).shape == (12, 32) and vae.encode(x).shape == (12, 16)
         elbo = vae.elbo(x)
     assert elbo.shape == (12,) and (elbo < 0).all()  # a Bernoulli ELBO is a negative log-likelihood bound
     with pytest.raises(NotImplementedError):

@@ -60,6 +60,34 @@ PLUGINS = {
         def register_datasets(register):
             register(dict)
     """,
+    "shapeless_plugin": """
+        import genbench
+
+        class NoShape(genbench.Dataset):
+            name = "noshape"
+
+            def load(self, options):
+                return {}
+
+        @genbench.hookimpl
+        def register_datasets(register):
+            register(NoShape)
+    """,
+    "undecorated_plugin": """
+        import genbench
+        from genbench.models.gans import GAN, GANHyper
+
+        class Plain(GANHyper):  # forgot @dataclass: its field would silently not exist
+            extra: int = 3
+
+        class Undecorated(GAN):
+            name = "undecorated"
+            Hyper = Plain
+
+        @genbench.hookimpl
+        def register_models(register):
+            register(Undecorated)
+    """,
 }
 
 
@@ -101,7 +129,10 @@ def test_each_problem_is_reported_by_name_and_the_rest_load(installed_dist: Path
     assert "model 'gan' is already registered by 'genbench.models.builtin' (built-in); ignored" in problems
     assert "plugin 'raising' (fakeplug 1.0) raised in register_metrics: ValueError: metric table corrupt" in problems
     assert "registered <class 'dict'>, which is not a Dataset subclass" in problems
-    assert len(registry.problems) == 5
+    assert "dataset 'noshape' has no valid 'shape'" in problems
+    assert "model 'undecorated' has Hyper class Plain without @dataclass; ignored" in problems
+    assert len(registry.problems) == 7
+    assert all("\n" not in p for p in registry.problems)
     assert "other-gan" in registry.models and "fid" in registry.metrics
 
 
@@ -142,7 +173,7 @@ def test_reserved_hyper_parameter_names_are_rejected() -> None:
     registry = load_registry(entry_points=[])
     registry.add_plugin("bad", lambda: FakeModels(Bad), "test")
     assert "bad" not in registry.models
-    assert "uses reserved hyper-parameter 'status'" in registry.problems[-1]
+    assert "uses reserved hyper-parameter name 'status'" in registry.problems[-1]
 
 
 def test_every_hook_has_a_docstring_and_a_test() -> None:
@@ -153,3 +184,13 @@ def test_every_hook_has_a_docstring_and_a_test() -> None:
     for name in hooks:
         assert getattr(hookspecs, name).__doc__, name
         assert f"def {name}" in source, f"no test plugin implements {name}"
+
+
+def test_same_entry_point_name_from_two_packages_is_reported(installed_dist: Path) -> None:
+    other = installed_dist / "otherplug-2.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: otherplug\nVersion: 2.0\n")
+    (other / "entry_points.txt").write_text("[genbench]\ngood = good_plugin\n")
+    registry = load_registry()
+    assert sum("already used by a plugin from" in p for p in registry.problems) == 1
+    assert "other-gan" in registry.models

@@ -48,7 +48,8 @@ class Metric(abc.ABC):
     ``compute`` returns ``{key: value}``; keys start with the metric's name
     (``fid`` may return ``fid_domain`` and ``fid_inception``), and all keys share
     ``higher_is_better``. ``prepare`` runs once per run before any training, so a
-    metric that cannot work (missing weights) fails before hours are spent.
+    metric that cannot work (missing weights) fails before hours are spent; it is
+    called again in every cell (cells are self-contained), so it must cache its work.
     """
 
     name: ClassVar[str]

@@ -34,7 +34,7 @@ class AutoEncoder(GenerativeModel):
     name = "ae"
     description = "MLP autoencoder 784-256-128-z, MSE; samples decode a Gaussian fitted to the codes"
     Hyper = AEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT})
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE})
 
     code_mean: torch.Tensor
     code_second: torch.Tensor
@@ -72,8 +72,11 @@ class AutoEncoder(GenerativeModel):
         z = self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
         return self._decode(z)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(flat(x))
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self._decode(self.encoder(flat(x)))
+        return self._decode(self.encode(x))
 
 
 @dataclass
@@ -91,7 +94,7 @@ class VAE(GenerativeModel):
     name = "vae"
     description = "MLP VAE (reparameterisation), BCE + KL; samples decode z ~ N(0, I)"
     Hyper = VAEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ELBO})
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO})
 
     def __init__(self, hp: VAEHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -128,9 +131,12 @@ class VAE(GenerativeModel):
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self._decode(torch.randn(n, self.hp.z_dim, device=self.device))
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean."""
+        return self.encoder(flat(x)).chunk(2, dim=1)[0]
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        mu, _ = self.encoder(flat(x)).chunk(2, dim=1)
-        return self._decode(mu)
+        return self._decode(self.encode(x))
 
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         nll, kl, _ = self._terms(x)

@@ -29,6 +29,7 @@ class Capability(enum.StrEnum):
 
     SAMPLE = "sample"  # draws new examples from noise / the prior
     RECONSTRUCT = "reconstruct"  # maps x to a reconstruction (AE, VAE)
+    ENCODE = "encode"  # maps x to a latent code (AE, VAE)
     ELBO = "elbo"  # per-example evidence lower bound (VAE)
     CONDITIONAL = "conditional"  # samples a requested class
 
@@ -78,6 +79,10 @@ class GenerativeModel(nn.Module, abc.ABC):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x`` (needs :attr:`Capability.RECONSTRUCT`)."""
         raise NotImplementedError(f"{self.name} does not reconstruct")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent code of ``x``, shape ``(n, z_dim)`` (needs :attr:`Capability.ENCODE`)."""
+        raise NotImplementedError(f"{self.name} does not encode")
 
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example evidence lower bound in nats, shape ``(n,)`` (needs :attr:`Capability.ELBO`)."""
