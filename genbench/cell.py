@@ -29,7 +29,7 @@ from genbench.metrics.base import EvalContext
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec
-from genbench.results import RECORD_JSON, atomic_path, atomic_write_json, atomic_write_text
+from genbench.results import RECORD_JSON, atomic_path, atomic_save_image, atomic_write_json, atomic_write_text
 from genbench.timing import resolve_device, timed
 from genbench.train import Diverged, TrainResult, train
 
@@ -114,7 +114,7 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
 
         notify(spec.cell_id, "phase", "train")
         train_split = _on_device(data.split("train"), device)
-        epochs = int(getattr(hyper, "epochs"))  # noqa: B009 - every Hyper has epochs
+        epochs = hyper.epochs
 
         def on_epoch(epoch: int, means: dict[str, float]) -> None:
             notify(spec.cell_id, "epoch", (epoch, epochs, means))
@@ -153,8 +153,12 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
     except Exception as exc:  # a plugin bug must not stop the grid
         record.status, record.error = "failed", one_line(exc)
         record.history = progress.history
-    finally:
+    except BaseException:  # Ctrl-C: keep what there is, never as "ok" (--resume would trust it), stop the grid
+        record.status, record.error = "failed", "interrupted"
+        record.history = progress.history
         save_cell_files(record, spec.out_dir)
+        raise
+    save_cell_files(record, spec.out_dir)
     return record
 
 
@@ -205,6 +209,6 @@ def save_cell_files(record: CellRecord, out_dir: Path) -> None:
         for i, row in enumerate(record.history, 1):
             writer.writerow({"epoch": i, **row})
         atomic_write_text(out_dir / "history.csv", buf.getvalue())
-        images.atomic_save_image(images.curves(record.history), out_dir / "curves.png")
+        atomic_save_image(images.curves(record.history), out_dir / "curves.png")
         record.artifacts["curves"] = f"cells/{record.cell_id}/curves.png"
     atomic_write_json(out_dir / RECORD_JSON, record.to_json())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -25,10 +24,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
 )
-
-
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genbench"
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -61,8 +56,8 @@ def run(
     eval_samples: Annotated[int, typer.Option(help="generated samples per cell (and max reference)")] = 1000,
     reference_split: Annotated[str, typer.Option(help="reference split: test or train")] = "test",
     out: Annotated[Path | None, typer.Option(help="output folder (default results/<timestamp>)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="where torchvision datasets live")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="backbones and reference statistics")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="torchvision datasets [$GENBENCH_DATA]")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="backbones, statistics [~/.cache/genbench]")] = None,
     download: Annotated[bool, typer.Option(help="allow dataset downloads")] = True,
     inception_weights: Annotated[Path | None, typer.Option(help="torch-fidelity Inception weights file")] = None,
     resume: Annotated[bool, typer.Option(help="reuse finished cells already in --out")] = False,
@@ -79,9 +74,7 @@ def run(
     model_names = _list(models)
     if not model_names:
         raise GenbenchError(f"--models is required; valid: {choices(registry.models)}")
-    if reference_split not in ("train", "test"):
-        raise GenbenchError(f"--reference-split {reference_split!r}; valid: 'test', 'train'")
-    cache = cache_dir or Path(os.environ.get("GENBENCH_CACHE", _cache_home()))
+    locations = {"cache_dir": cache_dir, "data_dir": data_dir}
     protocol = Protocol(
         dataset=dataset,
         metrics=_list(metrics),
@@ -90,10 +83,9 @@ def run(
         reference_split=reference_split,  # type: ignore[arg-type]
         epochs=epochs,
         device=device,
-        data_dir=data_dir or Path(os.environ.get("GENBENCH_DATA", cache / "data")),
-        cache_dir=cache,
         download=download,
         inception_weights=inception_weights,
+        **{k: v for k, v in locations.items() if v is not None},  # None: the library's defaults
     )
     out_dir = out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     request = RunRequest(model_names, protocol, out_dir, tuple(grid or ()), parse_seeds(seeds), resume)

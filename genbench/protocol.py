@@ -9,11 +9,26 @@ GPU or on a cluster node and come back the same.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 Status = Literal["ok", "failed", "diverged"]
+
+
+def default_cache_dir() -> Path:
+    """``$GENBENCH_CACHE``, else ``$XDG_CACHE_HOME/genbench`` (``~/.cache/genbench``)."""
+    if "GENBENCH_CACHE" in os.environ:
+        return Path(os.environ["GENBENCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genbench"
+
+
+def default_data_dir() -> Path:
+    """``$GENBENCH_DATA``, else ``data/`` inside the cache folder."""
+    return Path(os.environ["GENBENCH_DATA"]) if "GENBENCH_DATA" in os.environ else default_cache_dir() / "data"
+
+
 PHASES = ("train", "sample", "evaluate")
 
 
@@ -33,8 +48,8 @@ class Protocol:
     reference_split: Literal["train", "test"] = "test"
     epochs: int | None = None
     device: str = "auto"
-    data_dir: Path = Path("data")
-    cache_dir: Path = Path(".cache")
+    data_dir: Path = field(default_factory=default_data_dir)
+    cache_dir: Path = field(default_factory=default_cache_dir)
     download: bool = True
     inception_weights: Path | None = None
 

@@ -118,6 +118,8 @@ def validate(request: RunRequest) -> list[CellSpec]:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
     if p.epochs is not None and p.epochs < 1:
         raise GenbenchError(f"--epochs {p.epochs}: must be an integer >= 1")
+    if p.reference_split not in ("train", "test"):
+        raise GenbenchError(f"--reference-split {p.reference_split!r}; valid: 'test', 'train'")
     if p.eval_samples < 2:
         raise GenbenchError(f"--eval-samples {p.eval_samples}: must be >= 2 (FID needs a covariance)")
     resolve_device(p.device)

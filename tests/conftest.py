@@ -79,6 +79,15 @@ class ExplodingModel(TinyModel):
         raise RuntimeError("boom in train_step")
 
 
+class InterruptedModel(TinyModel):
+    """Simulates Ctrl-C in the middle of training."""
+
+    name = "interrupted"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        raise KeyboardInterrupt
+
+
 class NaNModel(TinyModel):
     name = "nan"
 
@@ -102,4 +111,4 @@ class FakeModels:
 
 @pytest.fixture
 def tiny_models(use_plugin: Callable[[object, str], None]) -> None:
-    use_plugin(FakeModels(TinyModel, ExplodingModel, NaNModel), "test-models")
+    use_plugin(FakeModels(TinyModel, ExplodingModel, NaNModel, InterruptedModel), "test-models")

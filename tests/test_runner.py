@@ -97,6 +97,17 @@ def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
     assert len(pd.read_csv(tmp_path / "results.csv")) == 3
 
 
+def test_ctrl_c_inside_a_cell_is_never_recorded_as_ok(tmp_path: Path, cache_dir: Path, tiny_models: None) -> None:
+    from genbench.results import read_record
+
+    req = request(tmp_path, cache_dir, ("tiny", "interrupted"), metrics=("fid",))
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(req)
+    saved = read_record(tmp_path / "cells" / "interrupted_s0")
+    assert saved is not None and (saved.status, saved.error) == ("failed", "interrupted")
+    assert list(pd.read_csv(tmp_path / "results.csv")["cell"]) == ["tiny_s0"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -108,6 +119,7 @@ def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
         ({"epochs": -1}, "--epochs -1: must be an integer >= 1"),
         ({"eval_samples": 1}, "--eval-samples 1: must be >= 2"),
         ({"device": "tpu"}, "--device 'tpu' is not a device"),
+        ({"reference_split": "val"}, "--reference-split 'val'; valid: 'test', 'train'"),
         ({"dataset": "toy2d", "models": ("dcgan",)}, "model 'dcgan' cannot train on points data"),
     ],
 )
