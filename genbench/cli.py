@@ -26,6 +26,11 @@ app = typer.Typer(
 )
 
 
+def _stdout() -> Console:
+    """The console for tables: in a pipe or a CI log, wide enough not to squeeze columns into ellipses."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
 
@@ -99,7 +104,7 @@ def run(
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished cells are saved in {out_dir / 'results.csv'}")
         raise typer.Exit(130) from None
-    Console().print(to_rich(load_table(result.out_dir)))
+    _stdout().print(to_rich(load_table(result.out_dir)))
     failed = sum(r.status != "ok" for r in result.records)
     console.print(
         f"{len(result.records)} cells, {failed} not ok; results in {result.out_dir / 'results.csv'}"
@@ -189,7 +194,7 @@ def table(
     if isinstance(rendered, str):
         typer.echo(rendered, nl=False)
     else:
-        Console().print(rendered)
+        _stdout().print(rendered)
 
 
 def main(argv: list[str] | None = None) -> int:

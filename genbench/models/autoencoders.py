@@ -12,7 +12,7 @@ from torch import nn
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp
 from genbench.models.base import Capability, GenerativeModel
-from genbench.models.layers import flat, mlp, unflat
+from genbench.models.layers import decoded, flat, mlp
 
 
 @dataclass
@@ -49,13 +49,9 @@ class AutoEncoder(GenerativeModel):
         self.register_buffer("code_mean", torch.zeros(hp.z_dim))
         self.register_buffer("code_second", torch.eye(hp.z_dim))
 
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z)
-        return unflat(torch.sigmoid(out) if self.data.kind == "image" else out, self.data)
-
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         z = self.encoder(flat(x))
-        loss = F.mse_loss(self._decode(z), x)
+        loss = F.mse_loss(decoded(self.decoder(z), self.data), x)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -70,13 +66,13 @@ class AutoEncoder(GenerativeModel):
         cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
         scale = torch.linalg.cholesky(cov)
         z = self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
-        return self._decode(z)
+        return decoded(self.decoder(z), self.data)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(flat(x))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self._decode(self.encode(x))
+        return decoded(self.decoder(self.encode(x)), self.data)
 
 
 @dataclass
@@ -124,19 +120,15 @@ class VAE(GenerativeModel):
         self.opt.step()
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z)
-        return unflat(torch.sigmoid(out) if self.data.kind == "image" else out, self.data)
-
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self._decode(torch.randn(n, self.hp.z_dim, device=self.device))
+        return decoded(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)), self.data)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""
         return self.encoder(flat(x)).chunk(2, dim=1)[0]
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self._decode(self.encode(x))
+        return decoded(self.decoder(self.encode(x)), self.data)
 
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         nll, kl, _ = self._terms(x)

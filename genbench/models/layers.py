@@ -29,6 +29,11 @@ def unflat(x: torch.Tensor, data: DataInfo) -> torch.Tensor:
     return x.reshape(x.shape[0], *data.shape)
 
 
+def decoded(out: torch.Tensor, data: DataInfo) -> torch.Tensor:
+    """Decoder logits -> data: sigmoid into [0, 1] for images, raw for points; reshaped to the data's shape."""
+    return unflat(torch.sigmoid(out) if data.kind == "image" else out, data)
+
+
 def to_signed(x: torch.Tensor, data: DataInfo) -> torch.Tensor:
     """Map data to the range GAN generators produce: images [0,1] -> [-1,1]; points unchanged."""
     return x * 2 - 1 if data.kind == "image" else x
