@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from genbench.errors import GenbenchError
 from genbench.protocol import Protocol
@@ -129,6 +130,12 @@ def test_bad_input_fails_before_any_training(tmp_path: Path, change: dict[str, o
     with pytest.raises(GenbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_grid(RunRequest(models, protocol, tmp_path))  # type: ignore[arg-type]
     assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GenbenchError, match="--device cuda: no CUDA device is available here"):
+        run_grid(RunRequest(("gan",), Protocol("digits", ("fid",), device="cuda"), tmp_path))
 
 
 def test_toy2d_grid_runs_with_points_and_notes_inapplicable_metrics(tmp_path: Path, cache_dir: Path) -> None:
