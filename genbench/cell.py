@@ -100,6 +100,7 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
     notify = on_event or (lambda *_: None)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     progress = TrainResult()
+    record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
     try:
         registry = get_registry()
         cls = registry.model(spec.model)
@@ -120,12 +121,11 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
             notify(spec.cell_id, "epoch", (epoch, epochs, means))
 
         with timed(device) as t:
+            record.timings["train"] = t  # filled in on exit, also when training diverges or fails
             try:
                 train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress)
             finally:
                 t.items = progress.images_seen
-        record.timings["train"] = t
-        record.history = progress.history
 
         notify(spec.cell_id, "phase", "sample")
         seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
@@ -149,13 +149,10 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         record.timings["evaluate"] = t
     except Diverged as exc:
         record.status, record.error = "diverged", str(exc)
-        record.history = progress.history
     except Exception as exc:  # a plugin bug must not stop the grid
         record.status, record.error = "failed", one_line(exc)
-        record.history = progress.history
     except BaseException:  # Ctrl-C: keep what there is, never as "ok" (--resume would trust it), stop the grid
         record.status, record.error = "failed", "interrupted"
-        record.history = progress.history
         save_cell_files(record, spec.out_dir)
         raise
     save_cell_files(record, spec.out_dir)

@@ -108,9 +108,14 @@ def validate(request: RunRequest) -> list[CellSpec]:
     p = request.protocol
     if not request.models:
         raise GenbenchError(f"--models: no model given; valid: {choices(registry.models)}")
+    info = registry.dataset(p.dataset).info()
     for name in request.models:
-        registry.model(name)
-    data_cls = registry.dataset(p.dataset)
+        model = registry.model(name)
+        if info.kind not in model.data_kinds:
+            raise GenbenchError(
+                f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "
+                f"it supports {'/'.join(sorted(model.data_kinds))}"
+            )
     for name in p.metrics:
         registry.metric(name)
     for name in p.backbones:
@@ -123,14 +128,6 @@ def validate(request: RunRequest) -> list[CellSpec]:
     if p.eval_samples < 2:
         raise GenbenchError(f"--eval-samples {p.eval_samples}: must be >= 2 (FID needs a covariance)")
     resolve_device(p.device)
-    info = data_cls.info()
-    for name in request.models:
-        model = registry.model(name)
-        if info.kind not in model.data_kinds:
-            raise GenbenchError(
-                f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "
-                f"it supports {'/'.join(sorted(model.data_kinds))}"
-            )
     axes = [parse_axis(g) for g in request.grid]
     return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
 
@@ -142,8 +139,10 @@ def _as_json(value: Any) -> Any:
 def _reusable(spec: CellSpec) -> CellRecord | None:
     """A finished record of the same cell (same hyper-parameters and protocol), if one is on disk."""
     old = read_record(spec.out_dir)
-    same = old is not None and _as_json([old.hyper, old.protocol]) == _as_json([spec.hyper, spec.protocol.manifest()])
-    return old if same and old is not None and old.status == "ok" else None
+    if old is None or old.status != "ok":
+        return None
+    same = _as_json([old.hyper, old.protocol]) == _as_json([spec.hyper, spec.protocol.manifest()])
+    return old if same else None
 
 
 def run_grid(
@@ -189,13 +188,14 @@ def run_grid(
     }
     atomic_write_json(out / RUN_JSON, result.manifest)
 
-    for cell in cells:
-        if cell.cell_id in reused:
-            result.records.append(reused[cell.cell_id])
-            result.manifest["metric_better"].update(reused[cell.cell_id].metric_better)
+    position = {c.cell_id: i for i, c in enumerate(cells)}
+    for old in reused.values():
+        result.records.append(old)
+        result.manifest["metric_better"].update(old.metric_better)
     runner = executor or SerialExecutor()
     for index, record in enumerate(runner.run(todo, emit)):
         result.records.append(record)
+        result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
         write_results(out, result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)

@@ -67,6 +67,8 @@ def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df["status"]) == ["failed", "diverged", "ok"]
     assert (tmp_path / "cells" / "exploding_s0" / "record.json").is_file()
+    nan = next(r for r in result.records if r.model == "nan")
+    assert nan.timings["train"].seconds > 0 and nan.history == []  # timed even though it diverged
 
 
 def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
