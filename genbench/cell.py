@@ -177,7 +177,9 @@ def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> 
             continue
         for key, value in values.items():
             record.metrics[key] = float(value)
-            record.metric_better[key] = "higher" if metric.higher_is_better else "lower"
+            direction = metric.better(key)
+            if direction is not None:
+                record.metric_better[key] = direction
 
 
 def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -45,9 +45,10 @@ class EvalContext:
 class Metric(abc.ABC):
     """Base class of metric plugins.
 
-    ``compute`` returns ``{key: value}``; keys start with the metric's name
-    (``fid`` may return ``fid_domain`` and ``fid_inception``), and all keys share
-    ``higher_is_better``. ``prepare`` runs once per run before any training, so a
+    ``compute`` returns ``{key: value}`` (``fid`` returns ``fid_domain`` and
+    ``fid_inception``); :meth:`better` says how each key ranks: by default every
+    key follows ``higher_is_better``, and a key can be informational (None: kept in
+    the results, never ranked), like the spread of KID over subsets. ``prepare`` runs once per run before any training, so a
     metric that cannot work (missing weights) fails before hours are spent; it is
     called again in every cell (cells are self-contained), so it must cache its work.
     """
@@ -57,6 +58,10 @@ class Metric(abc.ABC):
     higher_is_better: ClassVar[bool] = False
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.SAMPLE})
     data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image"})
+
+    def better(self, key: str) -> Literal["lower", "higher"] | None:
+        """How ``key`` ranks in tables: ``lower``, ``higher``, or None for an informational value."""
+        return "higher" if self.higher_is_better else "lower"
 
     def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
         """Why this metric does not apply to ``model`` on ``data``, or None if it does."""
