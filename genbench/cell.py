@@ -26,6 +26,7 @@ from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
 from genbench.hyper import build
 from genbench.metrics.base import EvalContext
+from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec
@@ -130,8 +131,9 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         notify(spec.cell_id, "phase", "sample")
         seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
         n = protocol.eval_samples
+        labels = conditional_labels(cls, data.info, n)
         with timed(device) as t:
-            samples = draw_samples(model, n, conditional_labels(cls, data.info, n))
+            samples = draw_samples(model, n, labels)
             t.items = n
         record.timings["sample"] = t
         if not torch.isfinite(samples).all():
@@ -143,7 +145,8 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         record.artifacts["checkpoint"] = f"cells/{spec.cell_id}/checkpoint.pt"
 
         notify(spec.cell_id, "phase", "evaluate")
-        ctx = EvalContext(model, data, samples, reference_full.head(n), protocol, device, spec.seed)
+        reference = reference_full.head(protocol.n_reference(len(reference_full)))
+        ctx = EvalContext(model, data, samples, reference, protocol, device, spec.seed, labels)
         with timed(device) as t:
             evaluate(ctx, protocol.metrics, record)
         record.timings["evaluate"] = t
@@ -180,6 +183,13 @@ def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> 
             direction = metric.better(key)
             if direction is not None:
                 record.metric_better[key] = direction
+    used = [key.split(":", 1)[1] for key in ctx.memo if key.startswith("features:")]
+    record.evaluation = evaluation_manifest(ctx.protocol, ctx.dataset, tuple(used))
+    for key in ctx.memo:
+        if key.startswith("features:"):
+            for stats in ctx.memo[key].reference.values():
+                if stats.note:
+                    record.metric_notes["reference_cache"] = stats.note
 
 
 def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path: Path) -> None:

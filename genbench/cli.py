@@ -31,6 +31,17 @@ def _stdout() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
+def _weights(items: list[str]) -> tuple[tuple[str, Path], ...]:
+    """``NAME=PATH`` options -> ((name, path), ...)."""
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise GenbenchError(f"--backbone-weights {item!r}: expected NAME=PATH, e.g. inception=weights.pth")
+        out.append((name.strip(), Path(path.strip())))
+    return tuple(out)
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
 
@@ -56,15 +67,24 @@ def run(
     seeds: Annotated[str, typer.Option(help="training seeds, e.g. 0,1,2")] = "0",
     epochs: Annotated[int | None, typer.Option(help="epochs for every model (same budget)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    metrics: Annotated[str, typer.Option(help="comma-separated metrics")] = "fid,recon_mse,elbo",
-    backbone: Annotated[str, typer.Option(help="FID feature backbones: domain, inception")] = "domain",
+    metrics: Annotated[str, typer.Option(help="comma-separated metrics, or all (those that apply)")] = "all",
+    backbone: Annotated[str, typer.Option(help="feature backbones: domain, inception, vgg16, clip-*, ...")] = "domain",
     eval_samples: Annotated[int, typer.Option(help="generated samples per cell (and max reference)")] = 1000,
     reference_split: Annotated[str, typer.Option(help="reference split: test or train")] = "test",
+    feature_layer: Annotated[str | None, typer.Option(help="FID/KID/PR layer [each backbone's standard]")] = None,
+    kid_subsets: Annotated[int, typer.Option(help="KID: number of random subsets")] = 100,
+    kid_subset_size: Annotated[int | None, typer.Option(help="KID subset size [min(1000, samples)]")] = None,
+    isc_splits: Annotated[int, typer.Option(help="Inception Score: number of splits")] = 10,
+    prc_neighborhood: Annotated[int, typer.Option(help="precision/recall: k nearest neighbours")] = 3,
+    eval_batch_size: Annotated[int, typer.Option(help="feature extraction batch size")] = 256,
+    reference_stats: Annotated[Path | None, typer.Option(help="an .npz (mu, sigma) to compute FID against")] = None,
+    backbone_weights: Annotated[
+        list[str] | None, typer.Option(help="NAME=PATH: weights file of a backbone (offline); repeatable")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default results/<timestamp>)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="torchvision datasets [$GENBENCH_DATA]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="backbones, statistics [~/.cache/genbench]")] = None,
     download: Annotated[bool, typer.Option(help="allow dataset downloads")] = True,
-    inception_weights: Annotated[Path | None, typer.Option(help="torch-fidelity Inception weights file")] = None,
     resume: Annotated[bool, typer.Option(help="reuse finished cells already in --out")] = False,
 ) -> None:
     """Train and evaluate every model x grid cell x seed; save results and print the table."""
@@ -73,23 +93,31 @@ def run(
     from genbench.plugins import get_registry
     from genbench.protocol import Protocol
     from genbench.report import load_table, to_rich
-    from genbench.runner import RunRequest, run_grid
+    from genbench.runner import ALL_METRICS, RunRequest, run_grid
 
     registry = get_registry()
     model_names = _list(models)
     if not model_names:
         raise GenbenchError(f"--models is required; valid: {choices(registry.models)}")
     locations = {"cache_dir": cache_dir, "data_dir": data_dir}
+    metric_names = tuple(registry.metrics) if metrics.strip() == ALL_METRICS else _list(metrics)
     protocol = Protocol(
         dataset=dataset,
-        metrics=_list(metrics),
+        metrics=metric_names,
         backbones=_list(backbone),
         eval_samples=eval_samples,
         reference_split=reference_split,  # type: ignore[arg-type]
         epochs=epochs,
         device=device,
         download=download,
-        inception_weights=inception_weights,
+        feature_layer=feature_layer,
+        backbone_weights=_weights(backbone_weights or []),
+        reference_stats=reference_stats,
+        eval_batch_size=eval_batch_size,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+        isc_splits=isc_splits,
+        prc_neighborhood=prc_neighborhood,
         **{k: v for k, v in locations.items() if v is not None},  # None: the library's defaults
     )
     out_dir = out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")

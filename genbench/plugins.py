@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
 # Hyper-parameter names that would collide with the other columns of results.csv.
 RESERVED_HYPER = frozenset(
     {"model", "dataset", "seed", "cell", "status", "error", "params", "device", "samples_png", "peak_mem_mb"}
+    | {"n_generated", "n_reference", "reference_split", "backbones", "torch_fidelity", "torch"}
     | {f"{phase}_s" for phase in PHASES}
     | {f"{phase}_items_per_s" for phase in PHASES}
 )

@@ -51,11 +51,32 @@ class Protocol:
     data_dir: Path = field(default_factory=default_data_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
     download: bool = True
-    inception_weights: Path | None = None
+    # Evaluation details that change the numbers, so they are explicit and recorded:
+    feature_layer: str | None = None  # FID/KID/PR layer; None = each backbone's standard layer
+    backbone_weights: tuple[tuple[str, Path], ...] = ()  # (backbone, weights file) for offline machines
+    reference_stats: Path | None = None  # an .npz with mu, sigma computed elsewhere, used for FID
+    eval_batch_size: int = 256  # feature extraction batch (results do not depend on it)
+    kid_subsets: int = 100
+    kid_subset_size: int | None = None  # None: min(1000, generated, reference)
+    isc_splits: int = 10
+    prc_neighborhood: int = 3
+
+    def weights_for(self, backbone: str) -> Path | None:
+        """The weights file given for ``backbone``, if any."""
+        return dict(self.backbone_weights).get(backbone)
+
+    def n_reference(self, available: int) -> int:
+        """Reference examples used: as many as generated, at most what the split holds."""
+        return min(self.eval_samples, available)
+
+    def kid_subset(self, n_reference: int) -> int:
+        """KID's subset size: the one asked for, else torch-fidelity's 1000 capped by the sample counts."""
+        return self.kid_subset_size or min(1000, self.eval_samples, n_reference)
 
     def manifest(self) -> dict[str, Any]:
         """A JSON-ready description written next to every result."""
         out = dataclasses.asdict(self)
+        out["backbone_weights"] = {name: str(path) for name, path in self.backbone_weights}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
 
@@ -105,6 +126,7 @@ class CellRecord:
     device: str = "cpu"
     environment: dict[str, str] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # backbones, layers, weights, sample counts
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
 
     def to_json(self) -> dict[str, Any]:
@@ -143,4 +165,22 @@ class CellRecord:
         row["params"] = self.params.get("total", 0)
         row["device"] = self.device
         row["samples_png"] = self.artifacts.get("samples", "")
+        row.update(self.protocol_columns())
         return row
+
+    def protocol_columns(self) -> dict[str, Any]:
+        """The evaluation protocol, flat, so that every row of results.csv says how its numbers were made."""
+        ev = self.evaluation
+        if not ev:
+            return {}
+        backbones = ";".join(
+            f"{name}:{b.get('layer')}@{str(b.get('weights'))[:12]}" for name, b in ev.get("backbones", {}).items()
+        )
+        return {
+            "n_generated": ev.get("n_generated"),
+            "n_reference": ev.get("n_reference"),
+            "reference_split": ev.get("reference_split"),
+            "backbones": backbones,
+            "torch_fidelity": ev.get("torch_fidelity"),
+            "torch": ev.get("torch"),
+        }

@@ -22,12 +22,13 @@ from genbench.data import load_data
 from genbench.errors import GenbenchError, choices
 from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
+from genbench.metrics.features import evaluation_manifest
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, Protocol
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.timing import resolve_device
 
-DEFAULT_METRICS = ("fid", "recon_mse", "elbo")
+ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ def validate(request: RunRequest) -> list[CellSpec]:
             )
     for name in p.metrics:
         registry.metric(name)
+    if not p.backbones:
+        raise GenbenchError(f"--backbone: none given; valid: {choices(BACKBONES)}")
     for name in p.backbones:
         if name not in BACKBONES:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
@@ -127,6 +130,14 @@ def validate(request: RunRequest) -> list[CellSpec]:
         raise GenbenchError(f"--reference-split {p.reference_split!r}; valid: 'test', 'train'")
     if p.eval_samples < 2:
         raise GenbenchError(f"--eval-samples {p.eval_samples}: must be >= 2 (FID needs a covariance)")
+    for option, value in (("--eval-batch-size", p.eval_batch_size), ("--kid-subsets", p.kid_subsets),
+                          ("--isc-splits", p.isc_splits), ("--prc-neighborhood", p.prc_neighborhood)):  # fmt: skip
+        if value < 1:
+            raise GenbenchError(f"{option} {value}: must be >= 1")
+    if p.isc_splits > p.eval_samples:
+        raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
+    if p.reference_stats is not None and not Path(p.reference_stats).is_file():
+        raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
     resolve_device(p.device)
     axes = [parse_axis(g) for g in request.grid]
     return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
@@ -162,11 +173,13 @@ def run_grid(
     emit(Preparing(f"loading dataset {p.dataset!r}"))
     data = load_data(p.dataset, Path(p.data_dir), p.download)
     facts: dict[str, Any] = {}
+    used_backbones: dict[str, None] = {}
     for name in p.metrics:
         metric = registry.metric(name)()
         if any(metric.not_applicable(registry.model(m), data.info) is None for m in request.models):
             emit(Preparing(f"preparing metric {name!r}"))
             facts.update(metric.prepare(p, data))
+            used_backbones.update(dict.fromkeys(metric.backbones(p)))
 
     out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +193,7 @@ def run_grid(
         "n_reference": min(p.eval_samples, len(data.split(p.reference_split))),
         "dataset_fingerprint": data.fingerprint,
         "facts": facts,
+        "evaluation": evaluation_manifest(p, data, tuple(used_backbones)),
         "environment": environment(resolve_device(p.device)),
         "plugins": [dataclasses.asdict(x) for x in registry.plugins],
         "plugin_problems": list(registry.problems),

@@ -50,10 +50,31 @@ def test_grid_runs_every_cell_and_writes_all_artifacts(tmp_path: Path, cache_dir
 
     manifest = json.loads((tmp_path / "run.json").read_text())
     assert manifest["metric_better"] == {"fid_domain": "lower", "recon_mse": "lower", "elbo": "higher"}
+    evaluation = manifest["evaluation"]
+    assert evaluation["backbones"]["domain"]["layer"] == "penultimate"
+    assert evaluation["backbones"]["domain"]["resize"] == "none (native 8x8)"
+    assert (
+        len(evaluation["backbones"]["domain"]["weights"]) == 16 and evaluation["backbones"]["domain"]["accuracy"] > 0.9
+    )
+    assert (evaluation["n_generated"], evaluation["n_reference"], evaluation["reference_split"]) == (200, 200, "test")
+    assert evaluation["torch_fidelity"] and evaluation["torch"]
+    assert all(r.evaluation == evaluation for r in result.records)
+    assert set(df["n_reference"]) == {200} and df["backbones"].str.startswith("domain:penultimate@").all()
     assert isinstance(events[0], Planned) and events[0].to_run == 4
     assert sum(isinstance(e, CellStarted) for e in events) == 4
     assert sum(isinstance(e, CellFinished) for e in events) == 4
     assert any(isinstance(e, CellProgress) and e.kind == "epoch" for e in events)
+
+
+@pytest.mark.slow
+def test_same_seed_on_cpu_gives_identical_numbers_twice(tmp_path: Path, cache_dir: Path) -> None:
+    metrics = ("fid", "kid", "prc", "isc", "coverage")
+    first, second = (
+        run_grid(request(tmp_path / name, cache_dir, ("gan",), metrics=metrics)).records[0] for name in ("a", "b")
+    )
+    assert first.status == second.status == "ok"
+    assert first.metrics == second.metrics and first.history == second.history
+    assert {"fid_domain", "kid_domain", "precision_domain", "isc_domain", "classes_covered"} <= set(first.metrics)
 
 
 def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
@@ -118,7 +139,11 @@ def test_ctrl_c_inside_a_cell_is_never_recorded_as_ok(tmp_path: Path, cache_dir:
         ({"models": ()}, "--models: no model given"),
         ({"dataset": "mnits"}, "unknown dataset 'mnits'; valid:"),
         ({"metrics": ("fdi",)}, "unknown metric 'fdi'; valid:"),
-        ({"backbones": ("vgg",)}, "unknown backbone 'vgg'; valid: 'domain', 'inception'"),
+        ({"backbones": ("vgg",)}, "unknown backbone 'vgg'; valid: 'clip-rn101', "),
+        ({"backbones": ()}, "--backbone: none given; valid:"),
+        ({"kid_subsets": 0}, "--kid-subsets 0: must be >= 1"),
+        ({"isc_splits": 5000}, "--isc-splits 5000: more splits than the 1000 samples"),
+        ({"reference_stats": Path("/nonexistent.npz")}, "--reference-stats /nonexistent.npz: no such file"),
         ({"epochs": -1}, "--epochs -1: must be an integer >= 1"),
         ({"eval_samples": 1}, "--eval-samples 1: must be >= 2"),
         ({"device": "tpu"}, "--device 'tpu' is not a device"),
@@ -131,6 +156,13 @@ def test_bad_input_fails_before_any_training(tmp_path: Path, change: dict[str, o
     protocol = Protocol(**{"dataset": "digits", "metrics": ("fid",), **change})  # type: ignore[arg-type]
     with pytest.raises(GenbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_grid(RunRequest(models, protocol, tmp_path))  # type: ignore[arg-type]
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_kid_subset_too_large_fails_before_training(tmp_path: Path, cache_dir: Path) -> None:
+    protocol = Protocol("digits", ("kid",), eval_samples=200, kid_subset_size=250, cache_dir=cache_dir)
+    with pytest.raises(GenbenchError, match="--kid-subset-size 250 is larger than the samples compared"):
+        run_grid(RunRequest(("gan",), protocol, tmp_path))
     assert not (tmp_path / "results.csv").exists()
 
 

@@ -1,4 +1,4 @@
-"""Feature backbones for torch-fidelity: ``domain`` (trained here, offline) and ``inception``.
+"""Feature backbones for torch-fidelity: ``domain`` (trained here, offline) and torch-fidelity's own.
 
 torch-fidelity computes FID/KID/precision-recall from features of a registered
 feature extractor. Inception-v3 is the field's standard but needs weights
@@ -27,13 +27,12 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genbench.datasets.base import LoadedData
-from genbench.errors import GenbenchError, unknown
+from genbench.errors import GenbenchError, choices, unknown
 from genbench.protocol import Protocol
 
 DOMAIN_EXTRACTOR = "genbench-domain"
 DOMAIN_VERSION = 2  # bump when the classifier or its training changes: old cache entries are then ignored
 INCEPTION_EXTRACTOR = "inception-v3-compat"
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,23 @@ class BackboneConfig:
     name: str
     extractor: str  # torch-fidelity feature extractor name
     weights_path: str | None
-    layer_fid: str
-    rgb: bool  # feed 3-channel images (Inception expects them)
+    layer: str  # the standard layer for FID, KID and precision/recall
+    layers: tuple[str, ...]  # every layer the extractor provides
+    logits_layer: str | None  # class logits (Inception Score, class coverage), if the network has them
+    rgb: bool  # feed 3-channel images
+    resize: str  # what the extractor does to the images, for the protocol manifest
     tag: str  # short content hash of the weights, part of every cache key
     facts: dict[str, Any] = field(default_factory=dict)
+
+    def check_layer(self, layer: str | None) -> str:
+        """``layer`` if this backbone provides it (None: the standard layer); else a one-line error."""
+        if layer is None:
+            return self.layer
+        if layer not in self.layers:
+            raise GenbenchError(
+                f"--feature-layer {layer!r}: backbone {self.name!r} has no such layer; valid: {choices(self.layers)}"
+            )
+        return layer
 
 
 class DomainClassifier(nn.Module):
@@ -193,53 +205,75 @@ class DomainBackbone:
             net, accuracy = train_domain_classifier(dataset)
             atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy}, path)
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        h, w = dataset.info.shape[1:]
         return BackboneConfig(
             name=self.name,
             extractor=DOMAIN_EXTRACTOR,
             weights_path=str(path),
-            layer_fid="penultimate",
+            layer="penultimate",
+            layers=DomainFeatureExtractor.get_provided_features_list(),
+            logits_layer="logits",
             rgb=False,
+            resize=f"none (native {h}x{w})",
             tag=file_hash(path)[:16],
             facts={"domain_accuracy": float(ckpt["accuracy"])},
         )
 
 
-class InceptionBackbone:
-    """torch-fidelity's Inception-v3 (the standard FID network); needs its weights file."""
+class HubBackbone:
+    """One of torch-fidelity's pretrained extractors (Inception-v3, VGG16, CLIP, DINOv2).
 
-    name = "inception"
+    Their weights come from the internet (torch-fidelity downloads them into
+    torch's hub cache) or from ``--backbone-weights NAME=PATH``. Offline and
+    without a file, resolving fails before any training, saying how to supply one.
+    """
+
+    def __init__(self, name: str, extractor: str, logits_layer: str | None = None) -> None:
+        self.name = name
+        self.extractor = extractor
+        self.logits_layer = logits_layer
 
     def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
-        if dataset.info.kind != "image" or dataset.info.shape[0] not in (1, 3):
-            raise GenbenchError(f"backbone 'inception' needs 1- or 3-channel images; {dataset.info.name!r} is not")
-        weights = protocol.inception_weights
-        if weights is None:
-            hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-            weights = hub if hub.exists() else None
-        if weights is None:
-            try:  # torch-fidelity downloads into torch's hub cache when online
-                torch_fidelity.FeatureExtractorInceptionV3(INCEPTION_EXTRACTOR, ["2048"])
-                weights = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-            except Exception as exc:
-                raise GenbenchError(
-                    f"backbone 'inception': torch-fidelity could not download its Inception weights "
-                    f"({type(exc).__name__}); fetch {INCEPTION_FILE} from the torch-fidelity v0.2.0 release "
-                    f"on a machine with internet and pass --inception-weights PATH (or copy it to "
-                    f"{Path(torch.hub.get_dir()) / 'checkpoints'}); the 'domain' backbone works offline"
-                ) from None
-        if not Path(weights).is_file():
-            raise GenbenchError(f"backbone 'inception': weights file {weights} does not exist")
+        info = dataset.info
+        if info.kind != "image" or info.shape[0] not in (1, 3):
+            raise GenbenchError(f"backbone {self.name!r} needs 1- or 3-channel images; {info.name!r} is not")
+        cls = FEATURE_EXTRACTORS_REGISTRY[self.extractor]
+        layer = cls.get_default_feature_layer_for_metric("fid")
+        weights = protocol.weights_for(self.name)
+        if weights is not None and not Path(weights).is_file():
+            raise GenbenchError(f"--backbone-weights {self.name}={weights}: no such file")
+        try:  # loads the file, or downloads into torch's hub cache when online
+            cls(self.extractor, [layer], feature_extractor_weights_path=None if weights is None else str(weights))
+        except Exception as exc:
+            raise GenbenchError(
+                f"backbone {self.name!r}: torch-fidelity could not load or download its weights "
+                f"({type(exc).__name__}); download them once on a machine with internet (they land in "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}) or pass --backbone-weights {self.name}=PATH; "
+                f"the 'domain' backbone works offline"
+            ) from None
+        size = getattr(cls, "INPUT_IMAGE_SIZE", 224)
         return BackboneConfig(
             name=self.name,
-            extractor=INCEPTION_EXTRACTOR,
-            weights_path=str(weights),
-            layer_fid="2048",
+            extractor=self.extractor,
+            weights_path=None if weights is None else str(weights),
+            layer=layer,
+            layers=tuple(cls.get_provided_features_list()),
+            logits_layer=self.logits_layer,
             rgb=True,
-            tag=file_hash(Path(weights))[:16],
+            resize=f"bilinear (TensorFlow-1 compatible) to {size}x{size}, grey replicated to RGB",
+            # Without a local file the weights are torch-fidelity's pinned download for this version.
+            tag=file_hash(Path(weights))[:16] if weights else f"{self.extractor}-tf{torch_fidelity.__version__}",
         )
 
 
-BACKBONES: dict[str, DomainBackbone | InceptionBackbone] = {b.name: b for b in (DomainBackbone(), InceptionBackbone())}
+def _hub_backbones() -> list[HubBackbone]:
+    out = [HubBackbone("inception", INCEPTION_EXTRACTOR, logits_layer="logits_unbiased")]
+    out += [HubBackbone(n, n) for n in sorted(FEATURE_EXTRACTORS_REGISTRY) if n != INCEPTION_EXTRACTOR]
+    return [b for b in out if b.extractor != DOMAIN_EXTRACTOR]
+
+
+BACKBONES: dict[str, DomainBackbone | HubBackbone] = {"domain": DomainBackbone()}
+BACKBONES.update((b.name, b) for b in _hub_backbones())
 _RESOLVED: dict[tuple[str, str, str, str], BackboneConfig] = {}
 
 
@@ -247,7 +281,7 @@ def resolve_backbone(name: str, protocol: Protocol, dataset: LoadedData) -> Back
     """The backbone's torch-fidelity settings (trained/loaded once per process and dataset)."""
     if name not in BACKBONES:
         raise unknown("backbone", name, BACKBONES)
-    key = (name, dataset.fingerprint, str(protocol.cache_dir), str(protocol.inception_weights))
+    key = (name, dataset.fingerprint, str(protocol.cache_dir), str(protocol.weights_for(name)))
     if key not in _RESOLVED:
         _RESOLVED[key] = BACKBONES[name].resolve(protocol, dataset)
     return _RESOLVED[key]

@@ -10,8 +10,8 @@ noted in the record and the other metrics are still computed.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -36,6 +36,8 @@ class EvalContext:
     protocol: Protocol
     device: torch.device
     seed: int
+    sample_labels: torch.Tensor | None = None  # the classes conditional samples were asked for
+    memo: dict[str, Any] = field(default_factory=dict)  # work shared between metrics (features)
 
     @property
     def data(self) -> DataInfo:
@@ -48,9 +50,11 @@ class Metric(abc.ABC):
     ``compute`` returns ``{key: value}`` (``fid`` returns ``fid_domain`` and
     ``fid_inception``); :meth:`better` says how each key ranks: by default every
     key follows ``higher_is_better``, and a key can be informational (None: kept in
-    the results, never ranked), like the spread of KID over subsets. ``prepare`` runs once per run before any training, so a
-    metric that cannot work (missing weights) fails before hours are spent; it is
-    called again in every cell (cells are self-contained), so it must cache its work.
+    the results, never ranked), like the spread of KID over subsets.
+
+    ``prepare`` runs once per run before any training, so a metric that cannot work
+    (missing weights) fails before hours are spent; it is called again in every cell
+    (cells are self-contained), so it must cache its work.
     """
 
     name: ClassVar[str]
@@ -71,6 +75,10 @@ class Metric(abc.ABC):
         if missing:
             return f"{self.name} needs a model that can {', '.join(missing)}; {model.name} cannot"
         return None
+
+    def backbones(self, protocol: Protocol) -> tuple[str, ...]:
+        """The feature backbones this metric reads (for the protocol manifest); none by default."""
+        return ()
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
         """Validate and warm caches once per run; return facts worth recording (e.g. backbone accuracy)."""

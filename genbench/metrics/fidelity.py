@@ -1,87 +1,162 @@
-"""FID through torch-fidelity, for every backbone of the protocol."""
+"""torch-fidelity's metrics as genbench plugins: FID, KID, Inception Score, precision/recall.
+
+Every value is computed by torch-fidelity's own functions (``fid_statistics_to_metric``,
+``kid_features_to_metric``, ``isc_features_to_metric``, ``prc_features_to_metric``) on
+features its extractors produce (:mod:`genbench.metrics.features`), once per backbone
+of the protocol: keys end in the backbone name (``fid_domain``, ``kid_inception``).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Literal
 
-import torch
-import torch_fidelity
-from torch.utils.data import Dataset as TorchDataset
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import (
+    KEY_METRIC_F_SCORE,
+    KEY_METRIC_PRECISION,
+    KEY_METRIC_RECALL,
+    prc_features_to_metric,
+)
 
 from genbench.datasets.base import LoadedData
-from genbench.metrics.backbones import BackboneConfig, resolve_backbone
+from genbench.errors import GenbenchError
+from genbench.metrics.backbones import resolve_backbone
 from genbench.metrics.base import EvalContext, Metric
+from genbench.metrics.features import backbone_features, layers_for
+from genbench.metrics.refcache import load_user_stats, statistics
 from genbench.protocol import Protocol
 
-
-def to_uint8(x: torch.Tensor, rgb: bool) -> torch.Tensor:
-    """[0, 1] float images -> uint8, grey replicated to 3 channels when ``rgb``."""
-    out = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    if rgb and out.shape[1] == 1:
-        out = out.expand(-1, 3, -1, -1)
-    return out.contiguous()
+RNG_SEED = 2020  # torch-fidelity's default subset/shuffle seed: numbers match a direct torch-fidelity call
+STD_SUFFIX = "_std"  # spread over KID subsets / IS splits: informational, never ranked
 
 
-class ImageBytes(TorchDataset[torch.Tensor]):
-    """A uint8 image tensor as the Dataset torch-fidelity consumes."""
+class FidelityMetric(Metric):
+    """Shared part: validate backbones and layers before training, rank ``*_std`` keys as informational."""
 
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
-
-
-def fidelity_kwargs(backbone: BackboneConfig, device: torch.device, cache_dir: Path) -> dict[str, Any]:
-    """torch-fidelity settings shared by every call: extractor, weights, cache, device, quiet."""
-    return {
-        "feature_extractor": backbone.extractor,
-        "feature_extractor_weights_path": backbone.weights_path,
-        "cuda": device.type == "cuda",
-        "batch_size": 256,
-        "cache_root": str(cache_dir / "fidelity"),
-        "save_cpu_ram": True,  # no DataLoader worker processes for in-memory tensors
-        "verbose": False,
-    }
-
-
-def reference_cache_name(dataset: LoadedData, protocol: Protocol, n: int, backbone: BackboneConfig) -> str:
-    """Content address of the reference statistics: dataset bytes, split, count and backbone weights."""
-    return f"genbench-{dataset.info.name}-{dataset.fingerprint[:12]}-{protocol.reference_split}-n{n}-{backbone.tag}"
-
-
-class FID(Metric):
-    """Fréchet distance between generated and reference features, computed by torch-fidelity.
-
-    One value per backbone of the protocol: ``fid_domain``, ``fid_inception``.
-    Reference statistics are cached on disk and shared by every cell and run.
-    """
-
-    name = "fid"
-    description = "Frechet distance (torch-fidelity) per backbone: fid_domain, fid_inception"
-    higher_is_better = False
+    def backbones(self, protocol: Protocol) -> tuple[str, ...]:
+        return protocol.backbones
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
         facts: dict[str, object] = {}
         for name in protocol.backbones:
-            facts.update(resolve_backbone(name, protocol, dataset).facts)
+            backbone = resolve_backbone(name, protocol, dataset)
+            layers_for(backbone, protocol)  # an unknown --feature-layer fails here, before training
+            facts.update(backbone.facts)
+        return facts
+
+    def better(self, key: str) -> Literal["lower", "higher"] | None:
+        return None if key.endswith(STD_SUFFIX) else super().better(key)
+
+
+class FID(FidelityMetric):
+    """Fréchet distance between generated and reference features (lower is better)."""
+
+    name = "fid"
+    description = "Frechet distance per backbone (torch-fidelity): fid_<backbone>"
+    higher_is_better = False
+
+    def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        facts = super().prepare(protocol, dataset)
+        if protocol.reference_stats is not None and len(protocol.backbones) != 1:
+            raise GenbenchError("--reference-stats: give exactly one --backbone (the statistics' feature space)")
         return facts
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         out = {}
         for name in ctx.protocol.backbones:
-            backbone = resolve_backbone(name, ctx.protocol, ctx.dataset)
-            result = torch_fidelity.calculate_metrics(
-                input1=ImageBytes(to_uint8(ctx.samples, backbone.rgb)),
-                input2=ImageBytes(to_uint8(ctx.reference.x, backbone.rgb)),
-                input2_cache_name=reference_cache_name(ctx.dataset, ctx.protocol, len(ctx.reference), backbone),
-                fid=True,
-                feature_layer_fid=backbone.layer_fid,
-                **fidelity_kwargs(backbone, ctx.device, Path(ctx.protocol.cache_dir)),
+            f = backbone_features(ctx, name)
+            generated = f.generated[f.main_layer]
+            mu, sigma = statistics(generated)
+            ref = f.reference[f.main_layer]
+            ref_mu, ref_sigma = ref.mu, ref.sigma
+            if ctx.protocol.reference_stats is not None:
+                ref_mu, ref_sigma = load_user_stats(ctx.protocol.reference_stats, generated.shape[1])
+            result = fid_statistics_to_metric({"mu": mu, "sigma": sigma}, {"mu": ref_mu, "sigma": ref_sigma}, False)
+            out[f"fid_{name}"] = float(result[KEY_METRIC_FID])
+        return out
+
+
+class KID(FidelityMetric):
+    """Kernel distance (unbiased MMD² with a cubic polynomial kernel) averaged over random subsets."""
+
+    name = "kid"
+    description = "kernel distance per backbone (torch-fidelity): kid_<backbone>, spread kid_<backbone>_std"
+    higher_is_better = False
+
+    def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        n_ref = protocol.n_reference(len(dataset.split(protocol.reference_split)))
+        size = protocol.kid_subset(n_ref)
+        if size > min(protocol.eval_samples, n_ref):
+            raise GenbenchError(
+                f"--kid-subset-size {size} is larger than the samples compared ({protocol.eval_samples} generated, "
+                f"{n_ref} reference); use at most {min(protocol.eval_samples, n_ref)} or raise --eval-samples"
             )
-            out[f"fid_{name}"] = float(result[torch_fidelity.KEY_METRIC_FID])
+        if size < 2:
+            raise GenbenchError(f"--kid-subset-size {size}: KID needs subsets of at least 2 samples")
+        return super().prepare(protocol, dataset)
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        out = {}
+        n_ref = len(ctx.reference)
+        for name in ctx.protocol.backbones:
+            f = backbone_features(ctx, name)
+            result = kid_features_to_metric(
+                f.generated[f.main_layer], f.reference[f.main_layer].features,
+                kid_subsets=ctx.protocol.kid_subsets, kid_subset_size=ctx.protocol.kid_subset(n_ref),
+                rng_seed=RNG_SEED, verbose=False,
+            )  # fmt: skip
+            out[f"kid_{name}"] = float(result[KEY_METRIC_KID_MEAN])
+            out[f"kid_{name}{STD_SUFFIX}"] = float(result[KEY_METRIC_KID_STD])
+        return out
+
+
+class InceptionScore(FidelityMetric):
+    """Inception Score on a backbone's class logits: Inception's, or the domain classifier's (classifier IS)."""
+
+    name = "isc"
+    description = "Inception Score on class logits (torch-fidelity): isc_inception, or isc_domain (classifier IS)"
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        out = {}
+        for name in ctx.protocol.backbones:
+            f = backbone_features(ctx, name)
+            if f.logits is None:
+                continue  # e.g. VGG16, CLIP, DINOv2 features have no classes
+            result = isc_features_to_metric(
+                f.logits[0], splits=ctx.protocol.isc_splits, shuffle=True, rng_seed=RNG_SEED
+            )
+            out[f"isc_{name}"] = float(result[KEY_METRIC_ISC_MEAN])
+            out[f"isc_{name}{STD_SUFFIX}"] = float(result[KEY_METRIC_ISC_STD])
+        if not out:
+            got = ", ".join(ctx.protocol.backbones)
+            raise GenbenchError(f"IS needs a backbone with class logits ('domain' or 'inception'); got {got}")
+        return out
+
+
+class PrecisionRecall(FidelityMetric):
+    """Improved precision and recall (Kynkäänniemi et al. 2019) and their F-score, k nearest neighbours.
+
+    Precision: share of generated samples inside the real data's manifold (quality).
+    Recall: share of real samples inside the generated manifold (coverage).
+    """
+
+    name = "prc"
+    description = "precision, recall and F-score per backbone (torch-fidelity): precision_<backbone>, ..."
+    higher_is_better = True
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        out = {}
+        for name in ctx.protocol.backbones:
+            f = backbone_features(ctx, name)
+            result = prc_features_to_metric(
+                f.generated[f.main_layer], f.reference[f.main_layer].features,  # generated first, then real
+                prc_neighborhood=ctx.protocol.prc_neighborhood, prc_batch_size=10000, save_cpu_ram=True,
+                verbose=False,
+            )  # fmt: skip
+            out[f"precision_{name}"] = float(result[KEY_METRIC_PRECISION])
+            out[f"recall_{name}"] = float(result[KEY_METRIC_RECALL])
+            out[f"f_score_{name}"] = float(result[KEY_METRIC_F_SCORE])
         return out
