@@ -26,7 +26,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         (["run", "--models", "gan", "--grid", "zdim=3"], "error: --grid zdim: model 'gan' has no hyper-parameter"),
         (["run", "--models", "gan", "--grid", "lr="], "error: --grid 'lr=': no values given"),
         (["run", "--models", "gan", "--epochs", "-1"], "error: --epochs -1: must be an integer >= 1"),
-        (["run", "--models", "gan", "--metrics", "fdi"], "error: unknown metric 'fdi'; valid: 'elbo', 'fid'"),
+        (["run", "--models", "gan", "--metrics", "fdi"], "error: unknown metric 'fdi'; valid: 'cond_acc', 'coverage',"),
         (["run", "--models", "gan", "--backbone", "vgg"], "error: unknown backbone 'vgg'"),
         (["run", "--models", "gan", "--seeds", "x"], "error: --seeds 'x': expected comma-separated integers"),
         (["run"], "error: --models is required; valid:"),
@@ -81,7 +81,8 @@ def test_run_then_table_in_every_format(capsys: pytest.CaptureFixture[str], tmp_
     assert code == 0
     lines = md.splitlines()
     assert lines[0].startswith("_dataset digits; 200 generated vs 200 test examples; backbones domain")
-    assert lines[2].startswith("| model | z_dim | lr | batch | epochs | FID (domain) | recon MSE |")
+    assert lines[2].startswith("| model | z_dim | lr | batch | epochs | FID (domain) | KID (domain) | precision")
+    assert "| classes covered | class KL | recon MSE |" in lines[2]  # the default --metrics all
     assert sum("**" in line for line in lines[4:]) >= 1  # the best FID is bold
     assert "![samples](cells/gan_z_dim=8_s0/samples.png)" in md
 
