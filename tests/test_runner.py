@@ -173,9 +173,11 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_toy2d_grid_runs_with_points_and_notes_inapplicable_metrics(tmp_path: Path, cache_dir: Path) -> None:
-    protocol = Protocol("toy2d", ("fid",), eval_samples=200, epochs=1, cache_dir=cache_dir)
+    protocol = Protocol("toy2d", ("fid", "modes", "hist2d", "mmd"), eval_samples=200, epochs=1, cache_dir=cache_dir)
     result = run_grid(RunRequest(("gan",), protocol, tmp_path, ("batch_size=256",)))
     (record,) = result.records
     assert record.status == "ok", record.error
     assert "not applicable" in record.metric_notes["fid"]
+    assert {"modes_covered", "high_quality", "kl_hist", "js_hist", "mmd", "energy"} <= set(record.metrics)
+    assert record.metrics["modes_total"] == 8 and "modes_total" not in record.metric_better
     assert (tmp_path / "cells" / record.cell_id / "samples.png").is_file()

@@ -9,18 +9,15 @@ from genbench.hookspecs import hookimpl
 from genbench.metrics.domain import ClassCoverage, ConditionalAccuracy
 from genbench.metrics.fidelity import FID, KID, InceptionScore, PrecisionRecall
 from genbench.metrics.reconstruction import ELBO, ReconstructionError
+from genbench.metrics.toy import Histogram2D, ModeCoverage, SampleDistance
+
+FIDELITY = (FID, KID, PrecisionRecall, InceptionScore)  # torch-fidelity, per feature backbone
+DOMAIN = (ClassCoverage, ConditionalAccuracy)  # the domain classifier, labelled images
+MODEL_SPECIFIC = (ReconstructionError, ELBO)
+TOY_2D = (ModeCoverage, Histogram2D, SampleDistance)  # 2-D points
 
 
 @hookimpl
 def register_metrics(register: Callable[[type[Any]], None]) -> None:
-    for cls in (
-        FID,
-        KID,
-        PrecisionRecall,
-        InceptionScore,
-        ClassCoverage,
-        ConditionalAccuracy,
-        ReconstructionError,
-        ELBO,
-    ):
+    for cls in (*FIDELITY, *DOMAIN, *MODEL_SPECIFIC, *TOY_2D):
         register(cls)
