@@ -260,3 +260,23 @@ def test_inception_backbone_offline_fails_before_training_with_how_to(
     missing = Protocol("digits", ("fid",), backbones=("inception",), backbone_weights=(("inception", tmp_path / "x"),))
     with pytest.raises(GenbenchError, match=r"--backbone-weights inception=.*: no such file"):
         FID().prepare(missing, digits)
+
+
+def test_kid_with_subsets_as_large_as_both_sets_is_computed_once_and_exactly(
+    digits: LoadedData, cache_dir: Path
+) -> None:
+    """Subsets of all 300 samples are all the same set: one is exact, the spread is 0 (not rounding noise)."""
+    proto = protocol(cache_dir)  # default subset size: min(1000, 300, 300) = 300
+    samples = near_real(digits)
+    ctx = context(digits, proto, samples)
+    values = KID().compute(ctx)
+    backbone = resolve_backbone("domain", proto, digits)
+    direct = torch_fidelity.calculate_metrics(
+        input1=ImageBytes(to_uint8(samples, False)), input2=ImageBytes(to_uint8(ctx.reference.x, False)),
+        kid=True, feature_extractor="genbench-domain", feature_extractor_weights_path=backbone.weights_path,
+        feature_layer_kid="penultimate", kid_subset_size=300, cuda=False, cache=False, verbose=False,
+    )  # fmt: skip
+    # torch-fidelity's 100 "subsets" are permutations of the same set: they differ by float32 summation order.
+    assert values["kid_domain"] == pytest.approx(direct["kernel_inception_distance_mean"], rel=1e-4)
+    assert direct["kernel_inception_distance_std"] < 1e-4 * abs(direct["kernel_inception_distance_mean"])
+    assert values["kid_domain_std"] == 0.0
