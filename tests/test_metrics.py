@@ -275,6 +275,7 @@ def test_kid_with_subsets_as_large_as_both_sets_is_computed_once_and_exactly(
         input1=ImageBytes(to_uint8(samples, False)), input2=ImageBytes(to_uint8(ctx.reference.x, False)),
         kid=True, feature_extractor="genbench-domain", feature_extractor_weights_path=backbone.weights_path,
         feature_layer_kid="penultimate", kid_subset_size=300, cuda=False, cache=False, verbose=False,
+        save_cpu_ram=True,
     )  # fmt: skip
     # torch-fidelity's 100 "subsets" are permutations of the same set: they differ by float32 summation order.
     assert values["kid_domain"] == pytest.approx(direct["kernel_inception_distance_mean"], rel=1e-4)
