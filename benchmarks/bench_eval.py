@@ -69,6 +69,7 @@ from typing import Any
 
 import torch
 import torch_fidelity
+from common import cpu_name, summary
 from torch.utils.data import Dataset as TorchDataset
 from torch_fidelity.metric_kid import kid_features_to_metric
 
@@ -85,7 +86,7 @@ from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, Protocol, default_cache_dir
 from genbench.runner import RunRequest, run_grid
-from genbench.timing import resolve_device
+from genbench.timing import resolve_device, synchronize
 
 GOAL_A = 1.05  # genbench/direct evaluation time, warm reference caches on both sides
 GOAL_B = 0.6  # second cell's evaluate time over the first's (the first fills the reference cache)
@@ -246,11 +247,6 @@ class GridRun:
         return self.second_s / self.first_s
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_one(variant: str, fn: Callable[[Setup], dict[str, float]], s: Setup) -> Run:
     gc.collect()
     synchronize(s.device)
@@ -387,20 +383,6 @@ def bench_b(args: argparse.Namespace, seed_cache: Path, work: Path) -> list[Grid
 
 
 # -- report --------------------------------------------------------------------------------
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def report(

@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from common import cpu_name, summary
 
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
@@ -56,7 +57,7 @@ from genbench.hyper import build
 from genbench.models.adversarial import AdversarialModel
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
-from genbench.timing import resolve_device
+from genbench.timing import resolve_device, synchronize
 from genbench.train import batches_per_epoch, train
 
 GOAL = 0.97  # harness/plain throughput the harness aims to stay above
@@ -207,11 +208,6 @@ class ModelFigures:
         return max(abs(run.checksum - r[self.variants[0]].checksum) for r in self.rounds for run in r.values())
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def fresh_model(
     cls: type[GenerativeModel], hyper: Any, info: DataInfo, seed: int, device: torch.device
 ) -> GenerativeModel:
@@ -275,20 +271,6 @@ def bench_model(
 
 
 # -- report --------------------------------------------------------------------------------
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def report(all_figures: list[ModelFigures], device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
