@@ -24,6 +24,7 @@ from genbench import images
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
+from genbench.health import evaluation_flags, training_flags
 from genbench.hyper import build
 from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
@@ -150,6 +151,7 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         with timed(device) as t:
             evaluate(ctx, protocol.metrics, record)
         record.timings["evaluate"] = t
+        record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
     except Diverged as exc:
         record.status, record.error = "diverged", str(exc)
     except Exception as exc:  # a plugin bug must not stop the grid

@@ -30,7 +30,7 @@ from genbench.hyper import Hyper as BaseHyper
 from genbench.hyper import field_types
 from genbench.metrics.base import Metric
 from genbench.models.base import Capability, GenerativeModel
-from genbench.protocol import PHASES
+from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
 
 ENTRY_POINT_GROUP = "genbench"
 BUILTIN = "built-in"
@@ -40,12 +40,7 @@ DEFAULT_PLUGINS = (
     "genbench.metrics.builtin",
 )
 # Hyper-parameter names that would collide with the other columns of results.csv.
-RESERVED_HYPER = frozenset(
-    {"model", "dataset", "seed", "cell", "status", "error", "params", "device", "samples_png", "peak_mem_mb"}
-    | {"n_generated", "n_reference", "reference_split", "backbones", "torch_fidelity", "torch"}
-    | {f"{phase}_s" for phase in PHASES}
-    | {f"{phase}_items_per_s" for phase in PHASES}
-)
+RESERVED_HYPER = IDENTITY_COLUMNS | PROTOCOL_COLUMNS | TIMING_COLUMNS
 
 T = TypeVar("T")
 

@@ -30,6 +30,13 @@ def default_data_dir() -> Path:
 
 
 PHASES = ("train", "sample", "evaluate")
+# Columns of results.csv that are neither hyper-parameters nor metrics: one list, used by the
+# table to tell hyper-parameters apart and by the registry to reserve these names.
+IDENTITY_COLUMNS = frozenset(
+    {"model", "dataset", "seed", "cell", "status", "error", "flags", "params", "device", "samples_png", "peak_mem_mb"}
+)
+PROTOCOL_COLUMNS = frozenset({"n_generated", "n_reference", "reference_split", "backbones", "torch_fidelity", "torch"})
+TIMING_COLUMNS = frozenset({f"{phase}_s" for phase in PHASES} | {f"{phase}_items_per_s" for phase in PHASES})
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ class CellRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     metric_better: dict[str, Literal["lower", "higher"]] = field(default_factory=dict)
     metric_notes: dict[str, str] = field(default_factory=dict)  # metric -> why not computed
+    flags: list[str] = field(default_factory=list)  # training health: "d_wins: ...", "collapse: ..."
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. domain backbone accuracy
     timings: dict[str, PhaseTiming] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
@@ -153,6 +161,7 @@ class CellRecord:
             "cell": self.cell_id,
             "status": self.status,
             "error": self.error or "",
+            "flags": "; ".join(self.flags),
         }
         row.update(self.hyper)
         row.update(self.metrics)

@@ -36,23 +36,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from genbench.protocol import IDENTITY_COLUMNS
 from genbench.results import read_manifest, read_results
 from genbench.stats import Direction, Mark, Summary, rank, summarize
 
 Format = Literal["rich", "csv", "markdown"]
 ALWAYS_HYPER = ("z_dim", "lr", "batch_size", "epochs")
-IDENTITY = {
-    "model",
-    "dataset",
-    "seed",
-    "cell",
-    "status",
-    "error",
-    "params",
-    "device",
-    "samples_png",
-    "peak_mem_mb",
-}
+IDENTITY = IDENTITY_COLUMNS
 LABELS = {
     "batch_size": "batch",
     "train_s": "train s",
@@ -187,8 +177,10 @@ def _status(group: pd.DataFrame) -> str:
     n, statuses = len(group), list(group["status"])
     errors = [e for e in group.get("error", pd.Series(dtype=object)) if isinstance(e, str) and e]
     n_ok = statuses.count("ok")
+    flags = [f.split(":", 1)[0] for fl in group.get("flags", pd.Series(dtype=object)) if isinstance(fl, str)
+             for f in fl.split("; ") if f]  # fmt: skip
     if n_ok == n:
-        return "ok"
+        return "ok" if not flags else "ok; " + ", ".join(dict.fromkeys(flags))
     if n == 1:
         return f"{statuses[0]}: {errors[0][:60]}" if errors else str(statuses[0])
     bad = group[group["status"] != "ok"]

@@ -23,6 +23,7 @@ from genbench.errors import GenbenchError, choices
 from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
+from genbench.models.base import Capability
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, Protocol
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
@@ -112,6 +113,12 @@ def validate(request: RunRequest) -> list[CellSpec]:
     info = registry.dataset(p.dataset).info()
     for name in request.models:
         model = registry.model(name)
+        if Capability.CONDITIONAL in model.capabilities and not info.num_classes:
+            labelled = [n for n, e in registry.datasets.items() if e.cls.num_classes]
+            raise GenbenchError(
+                f"model {name!r} is conditional and needs a labelled dataset; {p.dataset!r} has no classes; "
+                f"labelled: {choices(labelled)}"
+            )
         if info.kind not in model.data_kinds:
             raise GenbenchError(
                 f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "

@@ -1,0 +1,44 @@
+"""Training-health flags: what a careful reader of the loss curves and samples would notice.
+
+A cell can finish ``ok`` and still be useless. Two failure modes of GANs are
+flagged in the record (``flags``), in ``results.csv`` and in the table's status
+column, so they are not mistaken for results:
+
+- ``d_wins``: the discriminator wins outright, its loss near zero over a whole
+  epoch, so the generator gets no useful gradient (Arjovsky & Bottou 2017).
+- ``collapse``: the samples cover far fewer classes (or 2-D modes) than the data.
+
+NaN/inf losses are not flags: they stop training and the cell is ``diverged``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+D_WINS_LOSS = 0.01  # an epoch-mean discriminator loss below this: D separates real from fake perfectly
+COLLAPSE_FRACTION = 0.5  # covering fewer than half of the data's classes or modes is collapse
+SATURATING_LOSSES = ("bce", "hinge")  # losses bounded below by 0, where "near zero" means D has won
+
+
+def training_flags(history: Sequence[Mapping[str, float]], hyper: Mapping[str, Any]) -> list[str]:
+    """Flags read off the per-epoch loss history."""
+    if str(hyper.get("loss", "bce")) not in SATURATING_LOSSES:
+        return []  # a Wasserstein critic's loss is unbounded: "near zero" means nothing there
+    epochs = [i for i, h in enumerate(history, 1) if "loss_d" in h and abs(h["loss_d"]) < D_WINS_LOSS]
+    if not epochs:
+        return []
+    span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]} ({len(epochs)})"
+    return [f"d_wins: discriminator loss < {D_WINS_LOSS} over {span}"]
+
+
+def evaluation_flags(metrics: Mapping[str, float]) -> list[str]:
+    """Flags read off the metrics: classes (domain classifier) or 2-D modes covered."""
+    flags = []
+    for covered, total, what in (
+        ("classes_covered", "classes_total", "classes"),
+        ("modes_covered", "modes_total", "modes"),
+    ):
+        if covered in metrics and metrics.get(total, 0) > 0 and metrics[covered] < COLLAPSE_FRACTION * metrics[total]:
+            flags.append(f"collapse: {metrics[covered]:.0f}/{metrics[total]:.0f} {what} covered")
+    return flags
