@@ -5,7 +5,6 @@ Every user error is one line on stderr (``error: ...``) and exit status 2.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from enum import StrEnum
@@ -15,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from genbench.errors import GenbenchError, choices
+from genbench.errors import GenbenchError
+from genbench.suite import Suite, load_suite
 
 app = typer.Typer(
     help="Benchmark generative image models: grids, timed protocols, torch-fidelity metrics, tables.",
@@ -59,24 +59,61 @@ class TableFormat(StrEnum):
     markdown = "markdown"
 
 
+# Every `run` option defaults to None ("not given"): its value comes from --config, else from the
+# defaults of genbench.suite.Suite (shown in --help), so explicit flags can win over a suite file.
+_D = Suite()
+
+
+def _help(text: str, default: object) -> str:
+    """Option help that shows the default the suite resolves (the option itself defaults to None)."""
+    return f"{text}  [default: {default}]"
+
+
 @app.command()
 def run(
-    models: Annotated[str, typer.Option(help="comma-separated model names (see `genbench list models`)")] = "",
-    dataset: Annotated[str, typer.Option(help="dataset name (see `genbench list datasets`)")] = "mnist5k",
+    config: Annotated[
+        Path | None, typer.Option(help="a suite file (TOML), e.g. benchmarks/smoke.toml; flags given here win")
+    ] = None,
+    models: Annotated[str | None, typer.Option(help="comma-separated model names (see `genbench list models`)")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help=_help("dataset name (see `genbench list datasets`)", _D.dataset))
+    ] = None,
     grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 or model.key=v1,v2; repeatable")] = None,
-    seeds: Annotated[str, typer.Option(help="training seeds, e.g. 0,1,2")] = "0",
+    seeds: Annotated[
+        str | None, typer.Option(help=_help("training seeds, e.g. 0,1,2", ",".join(map(str, _D.seeds))))
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="epochs for every model (same budget)")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    metrics: Annotated[str, typer.Option(help="comma-separated metrics, or all (those that apply)")] = "all",
-    backbone: Annotated[str, typer.Option(help="feature backbones: domain, inception, vgg16, clip-*, ...")] = "domain",
-    eval_samples: Annotated[int, typer.Option(help="generated samples per cell (and max reference)")] = 1000,
-    reference_split: Annotated[str, typer.Option(help="reference split: test or train")] = "test",
+    device: Annotated[str | None, typer.Option(help=_help("auto, cpu or cuda", _D.device))] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help=_help("comma-separated metrics, or all (those that apply)", ",".join(_D.metrics))),
+    ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option(help=_help("feature backbones: domain, inception, vgg16, clip-*, ...", ",".join(_D.backbones))),
+    ] = None,
+    eval_samples: Annotated[
+        int | None,
+        typer.Option(help=_help("generated samples per cell (and max reference)", str(_D.eval_samples))),
+    ] = None,
+    reference_split: Annotated[
+        str | None, typer.Option(help=_help("reference split: test or train", _D.reference_split))
+    ] = None,
     feature_layer: Annotated[str | None, typer.Option(help="FID/KID/PR layer [each backbone's standard]")] = None,
-    kid_subsets: Annotated[int, typer.Option(help="KID: number of random subsets")] = 100,
+    kid_subsets: Annotated[
+        int | None, typer.Option(help=_help("KID: number of random subsets", str(_D.kid_subsets)))
+    ] = None,
     kid_subset_size: Annotated[int | None, typer.Option(help="KID subset size [min(1000, samples)]")] = None,
-    isc_splits: Annotated[int, typer.Option(help="Inception Score: number of splits")] = 10,
-    prc_neighborhood: Annotated[int, typer.Option(help="precision/recall: k nearest neighbours")] = 3,
-    eval_batch_size: Annotated[int, typer.Option(help="feature extraction batch size")] = 256,
+    isc_splits: Annotated[
+        int | None, typer.Option(help=_help("Inception Score: number of splits", str(_D.isc_splits)))
+    ] = None,
+    prc_neighborhood: Annotated[
+        int | None,
+        typer.Option(help=_help("precision/recall: k nearest neighbours", str(_D.prc_neighborhood))),
+    ] = None,
+    eval_batch_size: Annotated[
+        int | None, typer.Option(help=_help("feature extraction batch size", str(_D.eval_batch_size)))
+    ] = None,
     reference_stats: Annotated[Path | None, typer.Option(help="an .npz (mu, sigma) to compute FID against")] = None,
     backbone_weights: Annotated[
         list[str] | None, typer.Option(help="NAME=PATH: weights file of a backbone (offline); repeatable")
@@ -84,44 +121,51 @@ def run(
     out: Annotated[Path | None, typer.Option(help="output folder (default results/<timestamp>)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="torchvision datasets [$GENBENCH_DATA]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="backbones, statistics [~/.cache/genbench]")] = None,
-    download: Annotated[bool, typer.Option(help="allow dataset downloads")] = True,
-    resume: Annotated[bool, typer.Option(help="reuse finished cells already in --out")] = False,
+    download: Annotated[
+        bool | None,
+        typer.Option(help=_help("allow dataset downloads", "download" if _D.download else "no-download")),
+    ] = None,
+    resume: Annotated[
+        bool | None,
+        typer.Option(help=_help("reuse finished cells already in --out", "resume" if _D.resume else "no-resume")),
+    ] = None,
 ) -> None:
     """Train and evaluate every model x grid cell x seed; save results and print the table."""
     from genbench.console import ProgressReporter
     from genbench.grid import parse_seeds
     from genbench.plugins import get_registry
-    from genbench.protocol import Protocol
     from genbench.report import load_table, to_rich
-    from genbench.runner import ALL_METRICS, RunRequest, run_grid
+    from genbench.runner import run_grid
 
     registry = get_registry()
-    model_names = _list(models)
-    if not model_names:
-        raise GenbenchError(f"--models is required; valid: {choices(registry.models)}")
-    locations = {"cache_dir": cache_dir, "data_dir": data_dir}
-    metric_names = tuple(registry.metrics) if metrics.strip() == ALL_METRICS else _list(metrics)
-    protocol = Protocol(
+    suite = load_suite(config) if config is not None else _D
+    suite = suite.override(
+        models=None if models is None else _list(models),
         dataset=dataset,
-        metrics=metric_names,
-        backbones=_list(backbone),
-        eval_samples=eval_samples,
-        reference_split=reference_split,  # type: ignore[arg-type]
+        grid=grid,
+        seeds=None if seeds is None else parse_seeds(seeds),
         epochs=epochs,
         device=device,
-        download=download,
+        metrics=None if metrics is None else _list(metrics),  # ("all",): every metric that applies
+        backbones=None if backbone is None else _list(backbone),
+        eval_samples=eval_samples,
+        reference_split=reference_split,
         feature_layer=feature_layer,
-        backbone_weights=_weights(backbone_weights or []),
-        reference_stats=reference_stats,
-        eval_batch_size=eval_batch_size,
         kid_subsets=kid_subsets,
         kid_subset_size=kid_subset_size,
         isc_splits=isc_splits,
         prc_neighborhood=prc_neighborhood,
-        **{k: v for k, v in locations.items() if v is not None},  # None: the library's defaults
+        eval_batch_size=eval_batch_size,
+        reference_stats=reference_stats,
+        backbone_weights=None if backbone_weights is None else _weights(backbone_weights),
+        out=out,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        download=download,
+        resume=resume,
     )
-    out_dir = out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    request = RunRequest(model_names, protocol, out_dir, tuple(grid or ()), parse_seeds(seeds), resume)
+    request = suite.request()
+    out_dir = request.out_dir
 
     console = Console(stderr=True)
     for problem in registry.problems:

@@ -14,6 +14,10 @@ from torch import nn
 import genbench
 from genbench.plugins import get_registry
 
+# One intra-op thread: PyTorch's threads spin-wait for each other, so on a shared CI machine two
+# threads can make a step 30x slower than one (measured: a GAN epoch on digits, 31 s vs 0.8 s).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
