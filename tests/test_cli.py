@@ -20,7 +20,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--models", "gna"], "error: unknown model 'gna'; valid: 'ae', 'dcgan', 'gan', 'vae'"),
+        (["run", "--models", "gna"], "error: unknown model 'gna'; valid: 'ae', 'cdcgan', 'cgan', 'convvae',"),
         (["run", "--models", "gan", "--dataset", "mnits"], "error: unknown dataset 'mnits'; valid:"),
         (["run", "--models", "gan", "--grid", "z_dim=abc"], "error: --grid z_dim: 'abc' is not an int (model 'gan')"),
         (["run", "--models", "gan", "--grid", "zdim=3"], "error: --grid zdim: model 'gan' has no hyper-parameter"),
@@ -90,3 +90,12 @@ def test_run_then_table_in_every_format(capsys: pytest.CaptureFixture[str], tmp_
     assert code == 0 and csv_text.splitlines()[0].startswith("model,z_dim,lr,batch,epochs,FID (domain)")
     code, rich_text, _ = run_cli(capsys, "table", str(out))
     assert code == 0 and "gan" in rich_text
+
+
+def test_list_models_shows_all_nine_builtins_with_their_knobs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "list", "models", "--json")
+    assert code == 0
+    models = {m["name"]: {h["name"] for h in m["hyper"]} for m in json.loads(out)["models"]}
+    assert set(models) >= {"ae", "vae", "convvae", "gan", "dcgan", "cgan", "cdcgan", "wgan-gp", "vaegan"}
+    for gan in ("gan", "dcgan", "cgan", "cdcgan", "wgan-gp"):
+        assert {"lr_g", "lr_d", "beta1", "beta2", "d_steps", "g_steps", "noise", "z_dim", "width"} <= models[gan], gan

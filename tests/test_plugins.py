@@ -145,7 +145,7 @@ def test_disabled_plugins_are_skipped(installed_dist: Path, monkeypatch: pytest.
 
 def test_unknown_names_list_valid_choices() -> None:
     registry = load_registry(entry_points=[])
-    with pytest.raises(GenbenchError, match=r"unknown model 'gna'; valid: 'ae', 'dcgan', 'gan', 'vae'"):
+    with pytest.raises(GenbenchError, match=r"unknown model 'gna'; valid: 'ae', 'cdcgan', 'cgan', 'convvae', 'dcgan',"):
         registry.model("gna")
     with pytest.raises(GenbenchError, match=r"unknown dataset 'mnits'; valid: .*'mnist'"):
         registry.dataset("mnits")

@@ -1,13 +1,40 @@
 """The adversarial training step shared by every built-in GAN.
 
 Subclasses build ``generator`` (noise -> raw output) and ``discriminator``
-(signed data -> logits of shape (n,)); this class owns the optimisers, the loss
-(non-saturating BCE or hinge) and the D(x) / D(G(z)) diagnostics the lab reports
-log.
+(signed data -> logits of shape (n,)); this module owns the optimisers, the
+noise, the update schedule and the D(x) / D(G(z)) diagnostics the lab reports
+log. :class:`BinaryGAN` adds the classifier losses (non-saturating BCE or hinge);
+the Wasserstein critic (:mod:`genbench.models.wgan`) brings its own. Conditional
+subclasses (:mod:`genbench.models.conditional`) override
+:meth:`AdversarialModel.generator_logits` and :meth:`AdversarialModel.score` to
+feed the labels to both networks.
+
+For images, G's output goes through tanh *before* D sees it, so D compares
+real images mapped to [-1, 1] with fakes in [-1, 1] -- exactly what
+:meth:`AdversarialModel.sample` returns, rescaled to [0, 1]. (Until this
+version D saw the pre-tanh output during training while samples were
+tanh-squashed: G learnt values that matched the data only before the squash,
+hence grey backgrounds and speckled strokes, and D won outright.)
+
+One ``train_step`` (the harness calls it once per mini-batch) does ``d_steps``
+discriminator updates and then ``g_steps`` generator updates:
+
+* every D update draws fresh noise and **reuses the same real mini-batch**
+  (rather than splitting it into ``d_steps`` smaller batches): each D update keeps
+  the full ``batch_size`` (batch-norm statistics and the gradient estimate are
+  those of the batch size the user chose), an epoch stays one pass over the data,
+  and the number of G updates per epoch is ``g_steps * batches``, whatever
+  ``d_steps`` is. The WGAN-GP reference code draws a new real batch for each
+  critic iteration; here the harness owns data order, so the critic sees each
+  real image ``d_steps`` times per epoch, each time against new fakes.
+* every G update draws fresh noise, except the first, which reuses the fakes of
+  the last D update (as in the PyTorch DCGAN example), so the default
+  ``d_steps = g_steps = 1`` costs one generator forward per mini-batch.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,34 +46,56 @@ from torch import nn
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
 from genbench.models.base import GenerativeModel
-from genbench.models.layers import from_signed, to_signed
+from genbench.models.layers import to_signed
+
+
+def at_least_one(obj: object, *names: str) -> None:
+    """Raise ValueError naming the first of ``names`` that is not an integer >= 1."""
+    for name in names:
+        value = getattr(obj, name)
+        if not value >= 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 @dataclass
-class GANHyper(Hyper):
-    z_dim: int = hp(100, "noise size (z=100 in the AE/VAE/GAN lab and the DCGAN paper)")
+class AdversarialHyper(Hyper):
+    """What every GAN shares: optimiser, noise, width, updates per mini-batch. ``loss`` is per family."""
+
+    z_dim: int = hp(100, "noise size (z=100 in the AE/VAE/GAN lab and the DCGAN paper, Radford et al. 2016)")
     lr: float = hp(2e-4, "learning rate of G and D unless lr_g / lr_d are set (DCGAN paper)")
     lr_g: float | None = hp(None, "generator learning rate (default: lr)")
     lr_d: float | None = hp(None, "discriminator learning rate (default: lr)")
     beta1: float = hp(0.5, "Adam beta1 (0.5 per the DCGAN paper; the RDFIA lab compared 0.9)")
-    beta2: float = hp(0.999, "Adam beta2")
-    loss: Literal["bce", "hinge"] = hp("bce", "bce (non-saturating) or hinge (used against mode collapse)")
+    beta2: float = hp(0.999, "Adam beta2 (0.999, Adam's and the DCGAN paper's)")
+    width: int = hp(64, "network width: each model documents what it scales")
+    d_steps: int = hp(1, "discriminator updates per mini-batch, each with fresh noise on the same real batch")
+    g_steps: int = hp(1, "generator updates per mini-batch, each with fresh noise")
+    noise: Literal["normal", "uniform"] = hp(
+        "normal", "z ~ normal N(0, I) (PyTorch DCGAN example) or uniform in [-1, 1] (DCGAN paper, GAN Lab)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         positive(self, "lr_g", "lr_d")
+        at_least_one(self, "width", "d_steps", "g_steps")
         if not 0.0 <= self.beta2 < 1.0:
             raise ValueError(f"beta2 must be in [0, 1), got {self.beta2}")
 
 
-class AdversarialModel(GenerativeModel):
-    """A GAN: alternate one discriminator and one generator update per mini-batch."""
+@dataclass
+class GANHyper(AdversarialHyper):
+    width: int = hp(256, "G is z-w-2w-4w-out and D in-2w-w-1 (256: the classic PyTorch MNIST GAN)")
+    loss: Literal["bce", "hinge"] = hp("bce", "bce (non-saturating, Goodfellow et al. 2014) or hinge (Lim & Ye 2017)")
 
-    hp: GANHyper
+
+class AdversarialModel(GenerativeModel):
+    """A GAN: ``d_steps`` discriminator then ``g_steps`` generator updates per mini-batch."""
+
+    hp: AdversarialHyper
     generator: nn.Module
     discriminator: nn.Module
 
-    def __init__(self, hp: GANHyper, data: DataInfo) -> None:
+    def __init__(self, hp: AdversarialHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
 
     def build_optimizers(self) -> None:
@@ -56,45 +105,92 @@ class AdversarialModel(GenerativeModel):
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g or hp.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d or hp.lr, betas=betas)
 
+    # -- the pieces subclasses may override ------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:
+        """``n`` noise vectors: N(0, I), or uniform in [-1, 1] with ``noise=uniform``."""
+        if self.hp.noise == "uniform":
+            return torch.rand(n, self.hp.z_dim, device=self.device) * 2 - 1
         return torch.randn(n, self.hp.z_dim, device=self.device)
 
-    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if self.hp.loss == "hinge":
-            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
-            fake, torch.zeros_like(fake)
-        )
+    def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The generator's raw output for noise ``z`` (and labels ``y``, for conditional models)."""
+        return self.generator(z)
 
-    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        if self.hp.loss == "hinge":
-            return -fake.mean()
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Generated examples in D's input space: images through tanh into [-1, 1] (the range of
+        :func:`to_signed` real images), points unbounded. D must see the same squashed output that
+        :meth:`sample` returns, not the pre-tanh values."""
+        out = self.generator_logits(z, y)
+        return torch.tanh(out) if self.data.kind == "image" else out
 
+    def score(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's logits (or critic values), shape (n,), for signed data ``x`` (and labels ``y``)."""
+        return self.discriminator(x)
+
+    @abc.abstractmethod
+    def d_objective(
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's loss on a real and a (detached) fake batch, and its diagnostics (detached 0-dim tensors)."""
+
+    @abc.abstractmethod
+    def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
+        """G's loss from D's scores of its samples."""
+
+    # -- the step ---------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        hp = self.hp
         real = to_signed(x, self.data)
         n = x.shape[0]
-        fake = self.generator(self.noise(n))
+        loss_d_sum = torch.zeros((), device=x.device)
+        logs: dict[str, torch.Tensor] = {}
+        fake = real  # replaced below (d_steps >= 1)
+        for i in range(hp.d_steps):
+            last = i == hp.d_steps - 1
+            with torch.set_grad_enabled(last):  # the last D update's fakes feed G's first update
+                fake = self.generate(self.noise(n), y)
+            loss_d, logs = self.d_objective(real, fake.detach(), y)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            loss_d_sum = loss_d_sum + loss_d.detach()
 
-        d_real = self.discriminator(real)
-        d_fake = self.discriminator(fake.detach())
-        loss_d = self.d_loss(d_real, d_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        loss_g_sum = torch.zeros((), device=x.device)
+        for j in range(hp.g_steps):
+            if j > 0:
+                fake = self.generate(self.noise(n), y)
+            loss_g = self.g_objective(self.score(fake, y))
+            self.opt_g.zero_grad(set_to_none=True)  # D's stray gradients are cleared by its next zero_grad
+            loss_g.backward()
+            self.opt_g.step()
+            loss_g_sum = loss_g_sum + loss_g.detach()
 
-        d_fake_g = self.discriminator(fake)
-        loss_g = self.g_loss(d_fake_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_x": torch.sigmoid(d_real.detach()).mean(),
-            "d_g_z": torch.sigmoid(d_fake.detach()).mean(),
-        }
+        # means over the updates of this step; 0-dim tensors read once per epoch by the harness
+        return {"loss_d": loss_d_sum / hp.d_steps, "loss_g": loss_g_sum / hp.g_steps, **logs}
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return from_signed(self.generator(self.noise(n)), self.data)
+        out = self.generate(self.noise(n), labels)
+        return (out + 1) / 2 if self.data.kind == "image" else out
+
+
+class BinaryGAN(AdversarialModel):
+    """D is a real/fake classifier returning logits: loss ``bce`` (non-saturating) or ``hinge``."""
+
+    hp: GANHyper
+
+    def d_objective(
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        d_real, d_fake = self.score(real, y), self.score(fake, y)
+        if self.hp.loss == "hinge":
+            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:
+            loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+            loss = loss + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        # D(x) and D(G(z)) as probabilities (sigmoid of the logits; for hinge, of the raw scores)
+        return loss, {"d_x": torch.sigmoid(d_real.detach()).mean(), "d_g_z": torch.sigmoid(d_fake.detach()).mean()}
+
+    def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
+        if self.hp.loss == "hinge":
+            return -d_fake.mean()
+        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))

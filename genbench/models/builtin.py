@@ -7,10 +7,14 @@ from typing import Any
 
 from genbench.hookspecs import hookimpl
 from genbench.models.autoencoders import VAE, AutoEncoder
+from genbench.models.conditional import CDCGAN, CGAN
+from genbench.models.convvae import ConvVAE
 from genbench.models.gans import DCGAN, GAN
+from genbench.models.vaegan import VAEGAN
+from genbench.models.wgan import WGANGP
 
 
 @hookimpl
 def register_models(register: Callable[[type[Any]], None]) -> None:
-    for cls in (AutoEncoder, VAE, GAN, DCGAN):
+    for cls in (AutoEncoder, VAE, ConvVAE, GAN, DCGAN, CGAN, CDCGAN, WGANGP, VAEGAN):
         register(cls)
