@@ -25,7 +25,7 @@ from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
 from genbench.health import evaluation_flags, training_flags
-from genbench.hyper import build
+from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability, GenerativeModel
@@ -110,7 +110,8 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         device = resolve_device(protocol.device)
         record.device = str(device)
         record.environment = environment(device)
-        hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}")
+        hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}", data.info.kind)
+        record.hyper = to_dict(hyper)  # complete, kind defaults included, even for a hand-made partial spec
         seed_everything(spec.seed)
         model = cls(hyper, data.info).to(device)
         record.params = model.parameter_counts()

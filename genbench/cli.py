@@ -208,7 +208,8 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
         if kind is Kind.models:
             row["capabilities"] = sorted(c.value for c in cls.capabilities)
             row["hyper"] = [
-                {"name": f.name, "type": f.type, "default": f.default, "help": f.help} for f in describe(cls.Hyper)
+                {"name": f.name, "type": f.type, "default": f.default, "by_kind": f.by_kind, "help": f.help}
+                for f in describe(cls.Hyper)
             ]
         elif kind is Kind.datasets:
             row.update(shape=list(cls.shape), kind=cls.kind, classes=cls.num_classes)
@@ -219,6 +220,12 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _default_text(h: dict[str, Any]) -> str:
+    """``256``, or with defaults for some data kinds ``256 (points: 64)``."""
+    extra = ", ".join(f"{kind}: {value}" for kind, value in h["by_kind"].items())
+    return f"{h['default']} ({extra})" if extra else str(h["default"])
 
 
 @app.command("list")
@@ -245,7 +252,7 @@ def list_(
     for row in rows:
         cells = [row["name"], row["origin"], row.get("description", "")]
         if kind is Kind.models:
-            cells.append("\n".join(f"{h['name']}: {h['type']} = {h['default']}" for h in row["hyper"]))
+            cells.append("\n".join(f"{h['name']}: {h['type']} = {_default_text(h)}" for h in row["hyper"]))
         table.add_row(*cells)
     console.print(table)
     for problem in problems:

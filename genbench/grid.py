@@ -73,8 +73,13 @@ def axes_for(model: str, axes: Sequence[GridAxis]) -> dict[str, GridAxis]:
     return out
 
 
-def model_grid(registry: Registry, model: str, axes: Sequence[GridAxis], epochs: int | None) -> list[dict[str, Any]]:
-    """Every hyper-parameter combination of ``model`` (complete, validated values)."""
+def model_grid(
+    registry: Registry, model: str, axes: Sequence[GridAxis], epochs: int | None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Every hyper-parameter combination of ``model`` (complete, validated values).
+
+    ``kind`` is the data kind: the model's defaults for it (``Hyper.kind_defaults``) fill what the grid leaves out.
+    """
     cls = registry.model(model)
     types = field_types(cls.Hyper)
     mine = axes_for(model, axes)
@@ -95,7 +100,7 @@ def model_grid(registry: Registry, model: str, axes: Sequence[GridAxis], epochs:
         chosen = dict(zip(parsed, values, strict=True))
         if epochs is not None:
             chosen["epochs"] = epochs
-        hyper = build(cls.Hyper, chosen, f"model {model!r}")
+        hyper = build(cls.Hyper, chosen, f"model {model!r}", kind)
         combos.append(to_dict(hyper))
     return combos
 
@@ -124,10 +129,11 @@ def plan_cells(
             raise GenbenchError(
                 f"--grid {axis.label}: model {axis.scope!r} is not among --models; valid: {choices(models)}"
             )
+    kind = registry.dataset(protocol.dataset).kind
     cells = []
     for model in models:
         mine = axes_for(model, axes)
-        for hyper in model_grid(registry, model, axes, protocol.epochs):
+        for hyper in model_grid(registry, model, axes, protocol.epochs, kind):
             varied = {k: hyper[k] for k in mine}
             for seed in seeds:
                 cid = cell_id(model, varied, seed)

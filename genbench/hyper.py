@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 from genbench.errors import GenbenchError, choices
 
@@ -30,6 +31,11 @@ class Hyper:
     size) but ``genbench run --epochs`` sets ``epochs`` for every model so that all
     of them get the same training budget.
     """
+
+    # Defaults that depend on the kind of data ("image" or "points"), for the fields the user does not set:
+    # a network sized for 784 pixels is the wrong default for 2-D points. ``{kind: {field: value}}``;
+    # the complete values, these included, are what a cell records, so results never depend on a hidden rule.
+    kind_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     z_dim: int = hp(64, "latent size (noise size for GANs, code size for AEs/VAEs)")
     lr: float = hp(2e-4, "learning rate (Adam)")
@@ -56,12 +62,13 @@ H = TypeVar("H", bound=Hyper)
 
 @dataclass(frozen=True)
 class FieldInfo:
-    """One hyper-parameter as ``genbench list`` shows it."""
+    """One hyper-parameter as ``genbench list`` shows it; ``by_kind``: its defaults for some data kinds."""
 
     name: str
     type: str
     default: Any
     help: str
+    by_kind: dict[str, Any] = field(default_factory=dict)
 
 
 def field_types(cls: type[Hyper]) -> dict[str, Any]:
@@ -74,9 +81,20 @@ def describe(cls: type[Hyper]) -> list[FieldInfo]:
     """Name, type, default and help of every hyper-parameter of ``cls``."""
     types_ = field_types(cls)
     return [
-        FieldInfo(f.name, type_name(types_[f.name]), f.default, f.metadata.get("help", ""))
+        FieldInfo(
+            f.name,
+            type_name(types_[f.name]),
+            f.default,
+            f.metadata.get("help", ""),
+            {kind: values[f.name] for kind, values in cls.kind_defaults.items() if f.name in values},
+        )
         for f in dataclasses.fields(cls)
     ]
+
+
+def defaults_for(cls: type[Hyper], kind: str) -> dict[str, Any]:
+    """The defaults ``cls`` declares for data of ``kind`` (see :attr:`Hyper.kind_defaults`), else {}."""
+    return dict(cls.kind_defaults.get(kind, {}))
 
 
 def type_name(tp: Any) -> str:
@@ -143,12 +161,17 @@ def parse_value(tp: Any, text: str) -> Any:
     raise ValueError(f"unsupported hyper-parameter type {type_name(tp)}")
 
 
-def build(cls: type[H], values: dict[str, Any], owner: str) -> H:
-    """Instantiate ``cls`` from already-typed values, turning validation errors into GenbenchError."""
+def build(cls: type[H], values: dict[str, Any], owner: str, kind: str | None = None) -> H:
+    """Instantiate ``cls`` from already-typed values, turning validation errors into GenbenchError.
+
+    With ``kind`` (the data kind), the class's defaults for that kind fill the fields ``values`` leaves out.
+    """
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown_keys = sorted(set(values) - set(valid))
     if unknown_keys:
         raise GenbenchError(f"{owner}: no hyper-parameter {unknown_keys[0]!r}; valid: {choices(valid)}")
+    if kind is not None:
+        values = {**defaults_for(cls, kind), **values}
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:

@@ -24,10 +24,10 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from genbench import hookspecs
-from genbench.datasets.base import Dataset
-from genbench.errors import unknown
+from genbench.datasets.base import DATA_KINDS, Dataset
+from genbench.errors import GenbenchError, unknown
 from genbench.hyper import Hyper as BaseHyper
-from genbench.hyper import field_types
+from genbench.hyper import build, field_types
 from genbench.metrics.base import Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
@@ -178,6 +178,13 @@ def _defect(cls: type[Any]) -> str | None:
             hyper()
         except Exception as exc:
             return f"has unusable hyper-parameters ({type(exc).__name__}: {exc})"
+        for kind, values in hyper.kind_defaults.items():
+            if kind not in DATA_KINDS:
+                return f"has kind_defaults for unknown data kind {kind!r}; valid: {', '.join(DATA_KINDS)}"
+            try:
+                build(hyper, dict(values), "kind_defaults", kind)
+            except GenbenchError as exc:
+                return f"has unusable kind_defaults[{kind!r}] ({exc})"
         clash = sorted(RESERVED_HYPER & set(hyper.__dataclass_fields__))
         if clash:
             return f"uses reserved hyper-parameter name {clash[0]!r}"
@@ -187,8 +194,8 @@ def _defect(cls: type[Any]) -> str | None:
         shape = getattr(cls, "shape", None)
         if not (isinstance(shape, tuple) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
             return "has no valid 'shape' (a tuple of positive ints, e.g. (1, 28, 28))"
-        if cls.kind not in ("image", "points"):
-            return f"has kind {cls.kind!r}; valid: 'image', 'points'"
+        if cls.kind not in DATA_KINDS:
+            return f"has kind {cls.kind!r}; valid: {', '.join(repr(k) for k in DATA_KINDS)}"
         if cls.kind == "image" and len(shape) != 3:
             return f"is an image dataset with shape {shape}; images are (C, H, W)"
     return None

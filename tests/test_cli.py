@@ -54,9 +54,18 @@ def test_list_models_json_shows_origin_and_typed_hyper_parameters(capsys: pytest
     assert {"ae", "vae", "gan", "dcgan"} <= set(models)
     assert models["gan"]["origin"] == "built-in"
     hyper = {h["name"]: h for h in models["gan"]["hyper"]}
-    assert hyper["z_dim"] == {"name": "z_dim", "type": "int", "default": 100, "help": hyper["z_dim"]["help"]}
+    assert hyper["z_dim"] == {
+        "name": "z_dim", "type": "int", "default": 100, "by_kind": {"points": 2}, "help": hyper["z_dim"]["help"]
+    }  # fmt: skip
     assert hyper["loss"]["type"] == "bce|hinge" and hyper["lr_g"]["type"] == "float|None"
     assert "reconstruct" in models["vae"]["capabilities"]
+
+
+def test_list_models_shows_defaults_for_points_next_to_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "list", "models")
+    assert code == 0
+    flat = " ".join(out.replace("│", " ").split())  # rich wraps the column; compare the words
+    assert "r1: float = 10.0 (points: 1.0)" in flat
 
 
 @pytest.mark.parametrize("kind", ["models", "datasets", "metrics", "plugins"])

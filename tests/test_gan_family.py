@@ -21,7 +21,9 @@ UNLABELLED = DataInfo("blank", (1, 8, 8), "image", None)
 POINTS = DataInfo("toy", (2,), "points", 8)
 GAN_KEYS = {"loss_d", "loss_g", "d_x", "d_g_z"}
 MODELS: list[type[AdversarialModel]] = [GAN, DCGAN, CGAN, CDCGAN, WGANGP]
-KEYS = {cls: GAN_KEYS | ({"wasserstein", "gp"} if cls is WGANGP else set()) for cls in MODELS}
+EXTRA_KEYS: dict[type[AdversarialModel], set[str]] = {WGANGP: {"wasserstein", "gp"}, GAN: {"r1_penalty"},
+                                                       CGAN: {"r1_penalty"}}  # fmt: skip
+KEYS = {cls: GAN_KEYS | EXTRA_KEYS.get(cls, set()) for cls in MODELS}
 
 
 def make(cls: type[AdversarialModel], data: DataInfo = DIGITS, **hyper: object) -> AdversarialModel:
@@ -191,3 +193,27 @@ def test_dcgan_family_defaults() -> None:
     model = make(DCGAN)
     assert model.opt_g.param_groups[0]["lr"] == 1e-3 and model.opt_d.param_groups[0]["lr"] == 2e-4
     assert CDCGAN.Hyper is DCGAN.Hyper
+
+
+def test_r1_penalises_the_gradient_on_real_data_only() -> None:
+    """R1 adds gamma/2 * mean ||grad_x D(x)||^2 over the real batch to D's loss (fakes do not enter it)."""
+    x, _ = batch()
+    plain, penalised = make(GAN, r1=0.0), make(GAN, r1=4.0)
+    penalised.load_state_dict(plain.state_dict())
+    real = x * 2 - 1
+    fake = plain.generate(plain.noise(16), None).detach()
+    loss0, logs0 = plain.d_objective(real, fake, None)
+    loss4, logs4 = penalised.d_objective(real, fake, None)
+    assert "r1_penalty" not in logs0
+    r = real.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(plain.score(r, None).sum(), r)
+    expected = grad.pow(2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(logs4["r1_penalty"], expected)
+    torch.testing.assert_close(loss4, loss0 + 2.0 * expected)
+    loss4.backward()  # the penalty is differentiable in D's weights (double backward)
+    assert all(p.grad is not None for p in penalised.discriminator.parameters())
+
+
+def test_r1_rejects_negative_weights() -> None:
+    with pytest.raises(GenbenchError, match="r1 must be >= 0"):
+        build(GANHyper, {"r1": -1.0}, "model 'gan'")

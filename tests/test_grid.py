@@ -93,3 +93,13 @@ def test_parse_seeds() -> None:
     for bad in ("a", "-1", "1,,2"):
         with pytest.raises(GenbenchError, match="--seeds"):
             parse_seeds(bad)
+
+
+def test_cells_get_the_models_defaults_for_the_data_kind() -> None:
+    protocol = Protocol("toy2d", ("modes",))
+    ring = plan_cells(get_registry(), ("gan", "ae"), [parse_axis("gan.lr=1e-3")], (0,), protocol, Path("out"))
+    gan = next(c for c in ring if c.model == "gan")
+    assert (gan.hyper["z_dim"], gan.hyper["width"], gan.hyper["r1"]) == (2, 64, 1.0)
+    assert gan.hyper["lr"] == 1e-3  # the grid wins over the kind default
+    image = plan(("gan",), [])[0]
+    assert (image.hyper["z_dim"], image.hyper["width"], image.hyper["r1"]) == (100, 256, 10.0)

@@ -70,3 +70,17 @@ def test_describe_lists_types_defaults_and_help() -> None:
     assert fields["loss"].type == "bce|hinge" and fields["loss"].default == "bce" and fields["loss"].help
     assert fields["z_dim"].type == "int"
     assert list(to_dict(H())) == [f.name for f in describe(H)]
+
+
+def test_kind_defaults_fill_only_what_is_not_given() -> None:
+    @dataclass
+    class H(Hyper):
+        kind_defaults = {"points": {"z_dim": 2, "lr": 1e-3}}
+
+    assert build(H, {}, "m").z_dim == 64  # no kind: the field defaults
+    assert build(H, {}, "m", "image").z_dim == 64
+    points = build(H, {"lr": 0.5}, "m", "points")
+    assert (points.z_dim, points.lr) == (2, 0.5)  # given values win
+    fields = {f.name: f for f in describe(H)}
+    assert fields["z_dim"].by_kind == {"points": 2} and fields["batch_size"].by_kind == {}
+    assert "kind_defaults" not in to_dict(points)

@@ -15,7 +15,7 @@ POINTS = DataInfo("toy", (2,), "points", 8)
 EXPECTED_KEYS = {
     "ae": {"loss"},
     "vae": {"loss", "recon", "kl"},
-    "gan": {"loss_d", "loss_g", "d_x", "d_g_z"},
+    "gan": {"loss_d", "loss_g", "d_x", "d_g_z", "r1_penalty"},  # r1 > 0 by default for the MLP GAN
     "dcgan": {"loss_d", "loss_g", "d_x", "d_g_z"},
 }
 

@@ -194,3 +194,30 @@ def test_same_entry_point_name_from_two_packages_is_reported(installed_dist: Pat
     registry = load_registry()
     assert sum("already used by a plugin from" in p for p in registry.problems) == 1
     assert "other-gan" in registry.models
+
+
+@pytest.mark.parametrize(
+    ("kind_defaults", "problem"),
+    [
+        ({"video": {"z_dim": 2}}, "kind_defaults for unknown data kind 'video'; valid: image, points"),
+        ({"points": {"depth": 2}}, "unusable kind_defaults['points'] (kind_defaults: no hyper-parameter 'depth'"),
+        ({"points": {"z_dim": 0}}, "unusable kind_defaults['points'] (kind_defaults: z_dim must be > 0"),
+    ],
+)
+def test_bad_kind_defaults_are_reported(kind_defaults: dict[str, dict[str, int]], problem: str) -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class KindHyper(genbench.Hyper):
+        pass
+
+    KindHyper.kind_defaults = kind_defaults
+
+    class Bad(TinyModel):
+        name = "bad-kinds"
+        Hyper = KindHyper
+
+    registry = load_registry(entry_points=[])
+    registry.add_plugin("bad", lambda: FakeModels(Bad), "test")
+    assert "bad-kinds" not in registry.models
+    assert problem in registry.problems[-1]

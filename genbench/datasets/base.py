@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import torch
 
 DataKind = Literal["image", "points"]
+DATA_KINDS: tuple[DataKind, ...] = ("image", "points")
 SPLITS = ("train", "test")
 
 

@@ -84,8 +84,29 @@ class AdversarialHyper(Hyper):
 
 @dataclass
 class GANHyper(AdversarialHyper):
+    """The MLP GANs' knobs (``gan``, ``cgan``), with defaults measured on the packaged data.
+
+    Images (mnist5k, 10 epochs, seed 0, domain FID / classes covered): R1 weight 0 gives 925 / 2 (``gan``)
+    and conditional accuracy 0.10 (``cgan``); r1=1 gives 960 / 2; r1=10 gives 146 / 9 and 0.44.
+    2-D points (8-Gaussian ring, 60 epochs, batch 64, seeds 0-4): the image network (w=256, z=100,
+    lr 2e-4, r1=0) covers 0-1 of 8 modes, or cycles between them; w=64, z=2, lr 1e-4 and r1=1 cover 8/8
+    in every seed from epoch 30 with about half the samples within 3 std of a mode.
+    """
+
+    kind_defaults = {"points": {"z_dim": 2, "width": 64, "lr": 1e-4, "r1": 1.0}}
+
     width: int = hp(256, "G is z-w-2w-4w-out and D in-2w-w-1 (256: the classic PyTorch MNIST GAN)")
     loss: Literal["bce", "hinge"] = hp("bce", "bce (non-saturating, Goodfellow et al. 2014) or hinge (Lim & Ye 2017)")
+    r1: float = hp(
+        10.0,
+        "R1 penalty gamma: D loss + gamma/2 E||grad_x D(x)||^2 on real data (Mescheder et al. 2018; 10 as in "
+        "StyleGAN); 0: off",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.r1 >= 0:
+            raise ValueError(f"r1 must be >= 0, got {self.r1}")
 
 
 class AdversarialModel(GenerativeModel):
@@ -181,6 +202,9 @@ class BinaryGAN(AdversarialModel):
     def d_objective(
         self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        r1 = self.hp.r1
+        if r1:
+            real = real.detach().requires_grad_(True)
         d_real, d_fake = self.score(real, y), self.score(fake, y)
         if self.hp.loss == "hinge":
             loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
@@ -188,7 +212,15 @@ class BinaryGAN(AdversarialModel):
             loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
             loss = loss + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         # D(x) and D(G(z)) as probabilities (sigmoid of the logits; for hinge, of the raw scores)
-        return loss, {"d_x": torch.sigmoid(d_real.detach()).mean(), "d_g_z": torch.sigmoid(d_fake.detach()).mean()}
+        logs = {"d_x": torch.sigmoid(d_real.detach()).mean(), "d_g_z": torch.sigmoid(d_fake.detach()).mean()}
+        if r1:
+            # R1 (Mescheder, Geiger, Nowozin 2018, eq. 9): penalise D's gradient on the data, which keeps D from
+            # pushing G past the data and makes the 2-D mixtures converge instead of cycling between modes.
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            penalty = grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + r1 / 2 * penalty
+            logs["r1_penalty"] = penalty.detach()
+        return loss, logs
 
     def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
         if self.hp.loss == "hinge":

@@ -7,7 +7,10 @@ conditional model compares like for like with its unconditional sibling, the
 networks are those of ``gan`` and ``dcgan`` with the label added at the input:
 
 * ``cgan``: G gets ``[z, onehot(y)]``, D gets ``[flatten(x), onehot(y)]``
-  (Mirza & Osindero's MNIST model, without their maxout units).
+  (Mirza & Osindero's MNIST model, without their maxout units) and has the
+  projection output layer described below. With the one-hot input alone, ten of
+  794 inputs, D ignored the label: conditional accuracy 0.10 (chance) after 10
+  epochs on mnist5k with r1=0, 0.095 with r1=10; with the projection and r1=10, 0.44.
 * ``cdcgan``: G gets ``[z, onehot(y)]`` before its projection layer. D gets the
   label twice: as ``k`` extra constant input channels (channel ``y`` all ones, the
   others zero: Mirza & Osindero's conditioning applied to a DCGAN, Radford et al.
@@ -41,10 +44,9 @@ from genbench.models.gans import (
     check_conv_sides,
     conv_discriminator,
     conv_generator,
-    mlp_discriminator,
     mlp_generator,
 )
-from genbench.models.layers import dcgan_init
+from genbench.models.layers import dcgan_init, mlp
 
 
 def one_hot(y: torch.Tensor, k: int) -> torch.Tensor:
@@ -95,18 +97,24 @@ class ConditionalGAN(BinaryGAN):
 
 
 class CGAN(ConditionalGAN):
-    """MLP conditional GAN: ``gan``'s networks with a one-hot label concatenated to z and to the flat input."""
+    """MLP conditional GAN: ``gan``'s networks, a one-hot label concatenated to z and to the flat input,
+    and D's projection head (as ``cdcgan``)."""
 
     name = "cgan"
-    description = "conditional MLP GAN (Mirza & Osindero 2014): one-hot y into G and D; loss bce|hinge"
+    description = "conditional MLP GAN (Mirza & Osindero 2014): one-hot y into G and D, projection head in D"
     Hyper = GANHyper
     data_kinds = frozenset({"image", "points"})
+    projection: ClassVar[bool] = True  # + <embed(y), phi(x)> on D's output (switch off for ablations)
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
         k = self.num_classes
         self.generator = mlp_generator(hp.z_dim + k, hp.width, data)
-        self.discriminator = mlp_discriminator(data.dim + k, hp.width)
+        # gan's D layers (in-2w-w-1): Linear, LeakyReLU, Linear, LeakyReLU, Linear
+        trunk = mlp([data.dim + k, 2 * hp.width, hp.width, 1], slope=0.2)
+        # phi(x): the w features under the output layer; psi: the output layer
+        self.discriminator = ProjectionDiscriminator(trunk[:-1], trunk[-1], k, hp.width, self.projection)
+        nn.init.normal_(self.discriminator.embed.weight, 0.0, 0.02)  # start near the unconditional D
         self.build_optimizers()
 
     def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -115,7 +123,7 @@ class CGAN(ConditionalGAN):
 
     def score(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         y = self.labels_for(x.shape[0], y)
-        return self.discriminator(torch.cat([x.flatten(1), one_hot(y, self.num_classes)], 1))
+        return self.discriminator(torch.cat([x.flatten(1), one_hot(y, self.num_classes)], 1), y)
 
 
 class CDCGAN(ConditionalGAN):

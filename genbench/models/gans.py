@@ -99,9 +99,12 @@ class DCGANHyper(GANHyper):
     # Measured on mnist5k, 10 epochs, seed 0 (domain FID / classes covered): lr_g=lr=2e-4 with
     # batch 64 gives 78 / 9; lr_g=1e-3 gives 38 / 10; cdcgan with batch 32 and lr_g=1e-3 gives 6.5
     # at epoch 8 and conditional accuracy 0.96 (0.88 with lr_g=2e-4).
+    kind_defaults = {}  # images only (DCGAN's data_kinds)
+
     lr_g: float | None = hp(1e-3, "generator learning rate, 5x D's (InfoGAN's MNIST setting, Chen et al. 2016)")
     batch_size: int = hp(32, "mini-batch size (32: twice the updates per epoch of 64 on small data sets)")
     width: int = hp(64, "conv channels: w and 2w (DCGAN's ngf/ndf=64)")
+    r1: float = hp(0.0, "R1 penalty gamma (see gan); 0: off, as in DCGAN, whose D has batch-norm")
 
 
 class DCGAN(BinaryGAN):
