@@ -18,8 +18,10 @@ from genbench.models.layers import decoded, flat, mlp
 @dataclass
 class AEHyper(Hyper):
     z_dim: int = hp(32, "code size (the AE lab used 784-256-128-2; 2 is too small to sample well)")
-    lr: float = hp(1e-3, "learning rate (Adam)")
-    batch_size: int = hp(128, "mini-batch size")
+    # Measured on mnist5k, 5 epochs, seed 0 (domain FID / classes covered): lr 1e-3 with batch 128 gives
+    # 382 / 3 (31 updates an epoch are too few); batch 32 gives 154 / 10; batch 32 with lr 3e-3 gives 119 / 10.
+    lr: float = hp(3e-3, "learning rate (Adam; with batch 32, better than 1e-3 on mnist5k in 5 epochs)")
+    batch_size: int = hp(32, "mini-batch size (32: 125 updates an epoch on mnist5k)")
     beta1: float = hp(0.9, "Adam beta1 (PyTorch default for non-adversarial training)")
 
 
@@ -77,9 +79,12 @@ class AutoEncoder(GenerativeModel):
 
 @dataclass
 class VAEHyper(Hyper):
+    # Measured on mnist5k, 5 epochs (domain FID / classes covered): lr 1e-3 with batch 128 gives 345 / 2,
+    # flagged collapse (seed 0); batch 64 with lr 3e-3 gives 190 +- 3 / 10; batch 32 with lr 3e-3 gives
+    # 159 +- 6 / 10 (seeds 0-2).
     z_dim: int = hp(16, "latent size (the GAN-vs-VAE report swept 8/16/32)")
-    lr: float = hp(1e-3, "learning rate (Adam)")
-    batch_size: int = hp(128, "mini-batch size")
+    lr: float = hp(3e-3, "learning rate (Adam; with batch 32, better than 1e-3 on mnist5k in 5 epochs)")
+    batch_size: int = hp(32, "mini-batch size (32: 125 updates an epoch on mnist5k)")
     beta1: float = hp(0.9, "Adam beta1")
     hidden: int = hp(400, "hidden width of encoder and decoder (Kingma & Welling used 400)")
 
