@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -119,3 +121,31 @@ def test_vaegan_feature_reconstruction_and_gamma() -> None:
         VAEGAN.Hyper(gamma=-0.1)
     with pytest.raises(ValueError, match="not one of"):
         parse_value(field_types(VAEGAN.Hyper)["recon"], "perceptual")
+
+
+def test_vaegan_gan_knobs_lr_steps_and_hinge() -> None:
+    model = make(VAEGAN, GREY, z_dim=4, width=4, lr_g=3e-4, lr_d=5e-4, beta2=0.9, d_steps=2, g_steps=3)
+    assert isinstance(model, VAEGAN)
+    assert model.opt_enc.param_groups[0]["lr"] == model.opt_dec.param_groups[0]["lr"] == 3e-4
+    assert model.opt_d.param_groups[0]["lr"] == 5e-4 and model.opt_d.param_groups[0]["betas"] == (0.5, 0.9)
+    x = torch.rand(16, 1, 8, 8)
+    model.train_step(x, None)
+    logs = model.train_step(x, None)
+    steps = [int(next(iter(opt.state.values()))["step"]) for opt in (model.opt_d, model.opt_enc, model.opt_dec)]
+    assert steps == [4, 6, 6]
+    assert set(logs) == EXPECTED_KEYS["vaegan"] and all(torch.isfinite(v) for v in logs.values())
+
+    # With D's logit head zeroed, D scores everything 0: the hinge D loss relu(1 - 0) + relu(1 + 0) is 2,
+    # BCE's is 2 log 2.
+    for loss, expected in (("hinge", 2.0), ("bce", 2 * math.log(2))):
+        m = make(VAEGAN, GREY, z_dim=4, width=4, loss=loss)
+        assert isinstance(m, VAEGAN)
+        torch.nn.init.zeros_(m.discriminator[1][0].weight)
+        torch.nn.init.zeros_(m.discriminator[1][0].bias)
+        logs = m.train_step(x, None)
+        assert logs["loss_d"].item() == pytest.approx(expected, rel=1e-6), loss
+        assert torch.isfinite(logs["loss_dec"])
+    with pytest.raises(ValueError, match="d_steps must be >= 1"):
+        VAEGAN.Hyper(d_steps=0)
+    with pytest.raises(ValueError, match="lr_d must be > 0"):
+        VAEGAN.Hyper(lr_d=0.0)
