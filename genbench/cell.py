@@ -141,7 +141,10 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         if not torch.isfinite(samples).all():
             raise Diverged(len(progress.history), "samples", float("nan"))
         reference_full = data.split(protocol.reference_split)
-        images.save_samples(samples, data.info, reference_full.x, spec.out_dir / "samples.png")
+        # conditional samples are class-balanced in label order: one column per class (up to 16 classes)
+        k = data.info.num_classes or 0
+        columns = k if labels is not None and 0 < k <= 16 else 8
+        images.save_samples(samples, data.info, reference_full.x, spec.out_dir / "samples.png", columns)
         record.artifacts["samples"] = f"cells/{spec.cell_id}/samples.png"
         save_checkpoint(model, spec, data.info, spec.out_dir / "checkpoint.pt")
         record.artifacts["checkpoint"] = f"cells/{spec.cell_id}/checkpoint.pt"

@@ -17,9 +17,14 @@ from genbench.results import atomic_save_image
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
-def sample_grid(samples: torch.Tensor, scale: int = 2) -> Image.Image:
-    """The first 64 images as an 8x8 grid, upscaled ``scale`` times (nearest) for legibility."""
-    grid = make_grid(samples[:64].clamp(0, 1), nrow=8, padding=2, pad_value=1.0)
+def sample_grid(samples: torch.Tensor, scale: int = 2, columns: int = 8) -> Image.Image:
+    """Up to 64 images, ``columns`` a row (whole rows only), upscaled ``scale`` times (nearest) for legibility.
+
+    Class-balanced samples of a conditional model come in label order 0, 1, ..., k-1, 0, ...; with
+    ``columns = k`` each column holds one class, as the lab reports lay out a cGAN's digits.
+    """
+    rows = max(1, 64 // columns)
+    grid = make_grid(samples[: rows * columns].clamp(0, 1), nrow=columns, padding=2, pad_value=1.0)
     array = (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     img = Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array)
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
@@ -70,7 +75,7 @@ def curves(history: list[dict[str, float]], width: int = 480, panel: int = 110) 
     return img
 
 
-def save_samples(samples: torch.Tensor, data: DataInfo, real: torch.Tensor, path: Path) -> None:
-    """Write the cell's sample picture: a grid for images, a scatter over the data for points."""
-    img = sample_grid(samples) if data.kind == "image" else scatter(real, samples)
+def save_samples(samples: torch.Tensor, data: DataInfo, real: torch.Tensor, path: Path, columns: int = 8) -> None:
+    """Write the cell's sample picture: a grid for images (``columns`` wide), a scatter over the data for points."""
+    img = sample_grid(samples, columns=columns) if data.kind == "image" else scatter(real, samples)
     atomic_save_image(img, path)

@@ -191,10 +191,8 @@ class VAEGAN(GenerativeModel):
                 with torch.no_grad():
                     f_real, _ = self._d(x)
                 rec = 0.5 * (f_fake[:n] - f_real).pow(2).sum(1)
-            if hinge:
-                adv = -d_fake_g.mean()
-            else:
-                adv = F.binary_cross_entropy_with_logits(d_fake_g, torch.ones_like(d_fake_g))
+            ones = torch.ones_like(d_fake_g)
+            adv = -d_fake_g.mean() if hinge else F.binary_cross_entropy_with_logits(d_fake_g, ones)
             loss_enc = (kl + rec).mean()
             loss_dec = hp.gamma * rec.mean() + adv
             enc_grads = torch.autograd.grad(loss_enc, enc_params, retain_graph=True)
