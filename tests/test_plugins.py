@@ -159,6 +159,19 @@ def test_fixture_registered_plugin_is_removed_again(use_plugin) -> None:  # type
     assert "tiny" not in registry.models and registry.pm.get_plugin("temp") is None
 
 
+def refusal(hyper: type[genbench.Hyper]) -> str:
+    """Register a model with ``hyper`` in a fresh registry; return the problem that kept it out."""
+
+    class Bad(TinyModel):
+        name = "bad"
+        Hyper = hyper
+
+    registry = load_registry(entry_points=[])
+    registry.add_plugin("bad", lambda: FakeModels(Bad), "test")
+    assert "bad" not in registry.models
+    return registry.problems[-1]
+
+
 def test_reserved_hyper_parameter_names_are_rejected() -> None:
     from dataclasses import dataclass
 
@@ -166,14 +179,7 @@ def test_reserved_hyper_parameter_names_are_rejected() -> None:
     class BadHyper(genbench.Hyper):
         status: str = "x"
 
-    class Bad(TinyModel):
-        name = "bad"
-        Hyper = BadHyper
-
-    registry = load_registry(entry_points=[])
-    registry.add_plugin("bad", lambda: FakeModels(Bad), "test")
-    assert "bad" not in registry.models
-    assert "uses reserved hyper-parameter name 'status'" in registry.problems[-1]
+    assert "uses reserved hyper-parameter name 'status'" in refusal(BadHyper)
 
 
 def test_every_hook_has_a_docstring_and_a_test() -> None:
@@ -212,12 +218,4 @@ def test_bad_kind_defaults_are_reported(kind_defaults: dict[str, dict[str, int]]
         pass
 
     KindHyper.kind_defaults = kind_defaults
-
-    class Bad(TinyModel):
-        name = "bad-kinds"
-        Hyper = KindHyper
-
-    registry = load_registry(entry_points=[])
-    registry.add_plugin("bad", lambda: FakeModels(Bad), "test")
-    assert "bad-kinds" not in registry.models
-    assert problem in registry.problems[-1]
+    assert problem in refusal(KindHyper)
