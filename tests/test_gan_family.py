@@ -209,7 +209,8 @@ def test_r1_penalises_the_gradient_on_real_data_only() -> None:
     fake = plain.generate(plain.noise(16), None).detach()
     loss0, logs0 = plain.d_objective(real, fake, None)
     loss4, logs4 = penalised.d_objective(real, fake, None)
-    assert "r1_penalty" not in logs0
+    assert "r1_penalty" not in logs0 and "loss_d" not in logs0
+    torch.testing.assert_close(logs4["loss_d"], loss0)  # reported: the adversarial loss alone
     r = real.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(plain.score(r, None).sum(), r)
     expected = grad.pow(2).flatten(1).sum(1).mean()
@@ -222,3 +223,12 @@ def test_r1_penalises_the_gradient_on_real_data_only() -> None:
 def test_r1_rejects_negative_weights() -> None:
     with pytest.raises(GenbenchError, match="r1 must be >= 0"):
         build(GANHyper, {"r1": -1.0}, "model 'gan'")
+
+
+def test_reported_d_loss_excludes_the_r1_penalty() -> None:
+    """History's loss_d is the adversarial loss whatever r1 is, so d_wins reads the same quantity."""
+    model = make(GAN, r1=1e6)  # a huge penalty: the optimised loss is dominated by it
+    x, y = batch()
+    logs = model.train_step(x, y)
+    assert logs["r1_penalty"] > 0
+    assert logs["loss_d"] < 10  # two BCE terms of a barely trained D, nowhere near 1e6/2 * penalty

@@ -153,7 +153,12 @@ class AdversarialModel(GenerativeModel):
     def d_objective(
         self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D's loss on a real and a (detached) fake batch, and its diagnostics (detached 0-dim tensors)."""
+        """D's loss on a real and a (detached) fake batch, and its diagnostics (detached 0-dim tensors).
+
+        The diagnostics may hold ``loss_d``: the loss to *report* when the optimised one adds a regulariser
+        (R1), so that ``loss_d`` in the history stays the adversarial loss, comparable across settings and
+        near zero exactly when D wins outright (the ``d_wins`` flag reads it).
+        """
 
     @abc.abstractmethod
     def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
@@ -175,7 +180,7 @@ class AdversarialModel(GenerativeModel):
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-            loss_d_sum = loss_d_sum + loss_d.detach()
+            loss_d_sum = loss_d_sum + logs.pop("loss_d", loss_d).detach()
 
         loss_g_sum = torch.zeros((), device=x.device)
         for j in range(hp.g_steps):
@@ -217,10 +222,11 @@ class BinaryGAN(AdversarialModel):
         if r1:
             # R1 (Mescheder, Geiger, Nowozin 2018, eq. 9): penalise D's gradient on the data, which keeps D from
             # pushing G past the data and makes the 2-D mixtures converge instead of cycling between modes.
+            # loss_d reports the adversarial part; the penalty is logged on its own.
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             penalty = grad.pow(2).flatten(1).sum(1).mean()
+            logs["loss_d"], logs["r1_penalty"] = loss.detach(), penalty.detach()
             loss = loss + r1 / 2 * penalty
-            logs["r1_penalty"] = penalty.detach()
         return loss, logs
 
     def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
