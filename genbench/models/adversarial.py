@@ -110,6 +110,22 @@ class GANHyper(AdversarialHyper):
             raise ValueError(f"r1 must be >= 0, got {self.r1}")
 
 
+def classifier_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, loss: str) -> torch.Tensor:
+    """D's loss from its logits on real and fake data: ``bce`` (real 1, fake 0) or ``hinge``."""
+    if loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + (
+        F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    )
+
+
+def classifier_g_loss(d_fake: torch.Tensor, loss: str) -> torch.Tensor:
+    """G's loss from D's logits on its samples: non-saturating ``bce`` or ``hinge`` (-D(G(z)))."""
+    if loss == "hinge":
+        return -d_fake.mean()
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+
 class AdversarialModel(GenerativeModel):
     """A GAN: ``d_steps`` discriminator then ``g_steps`` generator updates per mini-batch."""
 
@@ -212,11 +228,7 @@ class BinaryGAN(AdversarialModel):
         if r1:
             real = real.detach().requires_grad_(True)
         d_real, d_fake = self.score(real, y), self.score(fake, y)
-        if self.hp.loss == "hinge":
-            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        else:
-            loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-            loss = loss + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        loss = classifier_d_loss(d_real, d_fake, self.hp.loss)
         # D(x) and D(G(z)) as probabilities (sigmoid of the logits; for hinge, of the raw scores)
         logs = {"d_x": torch.sigmoid(d_real.detach()).mean(), "d_g_z": torch.sigmoid(d_fake.detach()).mean()}
         if r1:
@@ -230,6 +242,4 @@ class BinaryGAN(AdversarialModel):
         return loss, logs
 
     def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
-        if self.hp.loss == "hinge":
-            return -d_fake.mean()
-        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        return classifier_g_loss(d_fake, self.hp.loss)

@@ -50,7 +50,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
-from genbench.models.adversarial import at_least_one
+from genbench.models.adversarial import at_least_one, classifier_d_loss, classifier_g_loss
 from genbench.models.base import Capability, GenerativeModel
 from genbench.models.convvae import check_image_sides, conv_decoder, conv_encoder, gaussian_kl
 from genbench.models.layers import dcgan_init, flat
@@ -152,7 +152,6 @@ class VAEGAN(GenerativeModel):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         hp = self.hp
         n = x.shape[0]
-        hinge = hp.loss == "hinge"
 
         # Discriminator: real against reconstructions and prior samples, d_steps times. The last update's
         # forward pass keeps its graph and feeds the first encoder/decoder update (one decoder pass per
@@ -164,12 +163,7 @@ class VAEGAN(GenerativeModel):
             fake = torch.sigmoid(logits)  # [x~, x_p]
             _, d_real = self._d(x)
             _, d_fake = self._d(fake.detach())
-            if hinge:
-                loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            else:
-                loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + (
-                    F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-                )
+            loss_d = classifier_d_loss(d_real, d_fake, hp.loss)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -191,8 +185,7 @@ class VAEGAN(GenerativeModel):
                 with torch.no_grad():
                     f_real, _ = self._d(x)
                 rec = 0.5 * (f_fake[:n] - f_real).pow(2).sum(1)
-            ones = torch.ones_like(d_fake_g)
-            adv = -d_fake_g.mean() if hinge else F.binary_cross_entropy_with_logits(d_fake_g, ones)
+            adv = classifier_g_loss(d_fake_g, hp.loss)
             loss_enc = (kl + rec).mean()
             loss_dec = hp.gamma * rec.mean() + adv
             enc_grads = torch.autograd.grad(loss_enc, enc_params, retain_graph=True)
