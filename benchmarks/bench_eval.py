@@ -70,7 +70,6 @@ from typing import Any
 import torch
 import torch_fidelity
 from common import cpu_name, summary
-from torch.utils.data import Dataset as TorchDataset
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 from genbench.cell import evaluate
@@ -80,7 +79,7 @@ from genbench.errors import GenbenchError
 from genbench.hyper import build
 from genbench.metrics.backbones import BackboneConfig, resolve_backbone
 from genbench.metrics.base import EvalContext
-from genbench.metrics.features import backbone_features, extract, layers_for
+from genbench.metrics.features import ImageBytes, backbone_features, extract, layers_for
 from genbench.metrics.fidelity import RNG_SEED
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
@@ -108,19 +107,6 @@ PAIRS = {
 # -- the two evaluations under test --------------------------------------------------------
 
 
-class Uint8Images(TorchDataset[torch.Tensor]):
-    """The Dataset a torch-fidelity user writes: one uint8 CHW image per index."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
-
-
 def as_uint8(x: torch.Tensor, rgb: bool) -> torch.Tensor:
     out = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     return (out.expand(-1, 3, -1, -1) if rgb and out.shape[1] == 1 else out).contiguous()
@@ -138,7 +124,7 @@ class Setup:
     reference: Split  # full reference split; both sides cut it to n_reference
     device: torch.device
     fidelity_cache: Path
-    input2: Uint8Images  # the direct call's reference input (its features come from the warm cache)
+    input2: ImageBytes  # the direct call's reference input (its features come from the warm cache)
 
     @property
     def n_reference(self) -> int:
@@ -184,7 +170,7 @@ def genbench_eval(s: Setup) -> dict[str, float]:
 
 def direct_eval(s: Setup) -> dict[str, float]:
     """One torch-fidelity call on the same samples (its input2 features from its own warm cache)."""
-    input1 = Uint8Images(as_uint8(s.samples, s.backbone.rgb))
+    input1 = ImageBytes(as_uint8(s.samples, s.backbone.rgb))
     out = torch_fidelity.calculate_metrics(input1=input1, input2=s.input2, **s.fidelity_kwargs())
     return {k: float(v) for k, v in out.items()}
 
@@ -585,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
         n_ref = protocol.n_reference(len(reference))
         s = Setup(
             data, protocol, backbone, cls(build(cls.Hyper, {}, "gan"), data.info), near_real(data, args.eval_samples),
-            reference, device, work / "fidelity-cache", Uint8Images(as_uint8(reference.x[:n_ref], backbone.rgb)),
+            reference, device, work / "fidelity-cache", ImageBytes(as_uint8(reference.x[:n_ref], backbone.rgb)),
         )  # fmt: skip
         a = bench_a(s, args.repeats) if args.only in (None, "a") else None
         parts, kid_one = bench_parts(s) if args.only in (None, "a") else ({}, None)

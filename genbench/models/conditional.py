@@ -72,6 +72,7 @@ class ConditionalGAN(BinaryGAN):
     """Shared by ``cgan`` and ``cdcgan``: the label checks and class-balanced default labels."""
 
     capabilities = frozenset({Capability.SAMPLE, Capability.CONDITIONAL})
+    projection: ClassVar[bool] = True  # + <embed(y), phi(x)> on D's output (switch off for ablations)
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -86,6 +87,11 @@ class ConditionalGAN(BinaryGAN):
         if y.shape != (n,):
             raise ValueError(f"{self.name}: labels must have shape ({n},), got {tuple(y.shape)}")
         return y.to(self.device)
+
+    def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """G sees ``[z, onehot(y)]`` (both models)."""
+        y = self.labels_for(z.shape[0], y)
+        return self.generator(torch.cat([z, one_hot(y, self.num_classes)], 1))
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         if y is None:
@@ -104,7 +110,6 @@ class CGAN(ConditionalGAN):
     description = "conditional MLP GAN (Mirza & Osindero 2014): one-hot y into G and D, projection head in D"
     Hyper = GANHyper
     data_kinds = frozenset({"image", "points"})
-    projection: ClassVar[bool] = True  # + <embed(y), phi(x)> on D's output (switch off for ablations)
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -116,10 +121,6 @@ class CGAN(ConditionalGAN):
         self.discriminator = ProjectionDiscriminator(trunk[:-1], trunk[-1], k, hp.width, self.projection)
         nn.init.normal_(self.discriminator.embed.weight, 0.0, 0.02)  # start near the unconditional D
         self.build_optimizers()
-
-    def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        y = self.labels_for(z.shape[0], y)
-        return self.generator(torch.cat([z, one_hot(y, self.num_classes)], 1))
 
     def score(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         y = self.labels_for(x.shape[0], y)
@@ -136,7 +137,6 @@ class CDCGAN(ConditionalGAN):
 
     hp: DCGANHyper
     label_maps: ClassVar[bool] = True  # y as k constant input channels of D (switch off for ablations)
-    projection: ClassVar[bool] = True  # + <embed(y), phi(x)> on D's output
 
     def __init__(self, hp: DCGANHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -149,10 +149,6 @@ class CDCGAN(ConditionalGAN):
         self.apply(dcgan_init)
         nn.init.normal_(self.discriminator.embed.weight, 0.0, 0.02)  # as every other D weight
         self.build_optimizers()
-
-    def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        y = self.labels_for(z.shape[0], y)
-        return self.generator(torch.cat([z, one_hot(y, self.num_classes)], 1))
 
     def score(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         y = self.labels_for(x.shape[0], y)
