@@ -5,6 +5,7 @@ Every user error is one line on stderr (``error: ...``) and exit status 2.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from enum import StrEnum
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 
 from genbench.errors import GenbenchError
+from genbench.options import all_options, cli_parameters
 from genbench.suite import Suite, load_suite
 
 app = typer.Typer(
@@ -31,17 +33,6 @@ def _stdout() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def _weights(items: list[str]) -> tuple[tuple[str, Path], ...]:
-    """``NAME=PATH`` options -> ((name, path), ...)."""
-    out = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise GenbenchError(f"--backbone-weights {item!r}: expected NAME=PATH, e.g. inception=weights.pth")
-        out.append((name.strip(), Path(path.strip())))
-    return tuple(out)
-
-
 def _list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
 
@@ -51,6 +42,7 @@ class Kind(StrEnum):
     datasets = "datasets"
     metrics = "metrics"
     plugins = "plugins"
+    options = "options"
 
 
 class TableFormat(StrEnum):
@@ -59,111 +51,17 @@ class TableFormat(StrEnum):
     markdown = "markdown"
 
 
-# Every `run` option defaults to None ("not given"): its value comes from --config, else from the
-# defaults of genbench.suite.Suite (shown in --help), so explicit flags can win over a suite file.
-_D = Suite()
-
-
-def _help(text: str, default: object) -> str:
-    """Option help that shows the default the suite resolves (the option itself defaults to None)."""
-    return f"{text}  [default: {default}]"
-
-
-@app.command()
-def run(
-    config: Annotated[
-        Path | None, typer.Option(help="a suite file (TOML), e.g. benchmarks/smoke.toml; flags given here win")
-    ] = None,
-    models: Annotated[str | None, typer.Option(help="comma-separated model names (see `genbench list models`)")] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help=_help("dataset name (see `genbench list datasets`)", _D.dataset))
-    ] = None,
-    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 or model.key=v1,v2; repeatable")] = None,
-    seeds: Annotated[
-        str | None, typer.Option(help=_help("training seeds, e.g. 0,1,2", ",".join(map(str, _D.seeds))))
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="epochs for every model (same budget)")] = None,
-    device: Annotated[str | None, typer.Option(help=_help("auto, cpu or cuda", _D.device))] = None,
-    metrics: Annotated[
-        str | None,
-        typer.Option(help=_help("comma-separated metrics, or all (those that apply)", ",".join(_D.metrics))),
-    ] = None,
-    backbone: Annotated[
-        str | None,
-        typer.Option(help=_help("feature backbones: domain, inception, vgg16, clip-*, ...", ",".join(_D.backbones))),
-    ] = None,
-    eval_samples: Annotated[
-        int | None,
-        typer.Option(help=_help("generated samples per cell (and max reference)", str(_D.eval_samples))),
-    ] = None,
-    reference_split: Annotated[
-        str | None, typer.Option(help=_help("reference split: test or train", _D.reference_split))
-    ] = None,
-    feature_layer: Annotated[str | None, typer.Option(help="FID/KID/PR layer [each backbone's standard]")] = None,
-    kid_subsets: Annotated[
-        int | None, typer.Option(help=_help("KID: number of random subsets", str(_D.kid_subsets)))
-    ] = None,
-    kid_subset_size: Annotated[int | None, typer.Option(help="KID subset size [min(1000, samples)]")] = None,
-    isc_splits: Annotated[
-        int | None, typer.Option(help=_help("Inception Score: number of splits", str(_D.isc_splits)))
-    ] = None,
-    prc_neighborhood: Annotated[
-        int | None,
-        typer.Option(help=_help("precision/recall: k nearest neighbours", str(_D.prc_neighborhood))),
-    ] = None,
-    eval_batch_size: Annotated[
-        int | None, typer.Option(help=_help("feature extraction batch size", str(_D.eval_batch_size)))
-    ] = None,
-    reference_stats: Annotated[Path | None, typer.Option(help="an .npz (mu, sigma) to compute FID against")] = None,
-    backbone_weights: Annotated[
-        list[str] | None, typer.Option(help="NAME=PATH: weights file of a backbone (offline); repeatable")
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="output folder (default results/<timestamp>)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="torchvision datasets [$GENBENCH_DATA]")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="backbones, statistics [~/.cache/genbench]")] = None,
-    download: Annotated[
-        bool | None,
-        typer.Option(help=_help("allow dataset downloads", "download" if _D.download else "no-download")),
-    ] = None,
-    resume: Annotated[
-        bool | None,
-        typer.Option(help=_help("reuse finished cells already in --out", "resume" if _D.resume else "no-resume")),
-    ] = None,
-) -> None:
+def run(config: Path | None = None, **flags: Any) -> None:
     """Train and evaluate every model x grid cell x seed; save results and print the table."""
     from genbench.console import ProgressReporter
-    from genbench.grid import parse_seeds
+    from genbench.options import parse_flag
     from genbench.plugins import get_registry
     from genbench.report import load_table, to_rich
     from genbench.runner import run_grid
 
     registry = get_registry()
-    suite = load_suite(config) if config is not None else _D
-    suite = suite.override(
-        models=None if models is None else _list(models),
-        dataset=dataset,
-        grid=grid,
-        seeds=None if seeds is None else parse_seeds(seeds),
-        epochs=epochs,
-        device=device,
-        metrics=None if metrics is None else _list(metrics),  # ("all",): every metric that applies
-        backbones=None if backbone is None else _list(backbone),
-        eval_samples=eval_samples,
-        reference_split=reference_split,
-        feature_layer=feature_layer,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        isc_splits=isc_splits,
-        prc_neighborhood=prc_neighborhood,
-        eval_batch_size=eval_batch_size,
-        reference_stats=reference_stats,
-        backbone_weights=None if backbone_weights is None else _weights(backbone_weights),
-        out=out,
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        download=download,
-        resume=resume,
-    )
+    suite = load_suite(config) if config is not None else Suite()
+    suite = suite.override(**{opt.key: parse_flag(opt, flags[opt.key]) for opt, _ in _RUN_OPTIONS})
     request = suite.request()
     out_dir = request.out_dir
 
@@ -184,6 +82,20 @@ def run(
     )
 
 
+# `run`'s options are made from their declarations (genbench.options): each defaults to None ("not
+# given"), so that its value comes from --config, else from the declared default shown in --help.
+_RUN_OPTIONS = cli_parameters()
+_CONFIG = Annotated[
+    Path | None, typer.Option(help="a suite file (TOML), e.g. benchmarks/smoke.toml; flags given here win")
+]
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_CONFIG)]
+    + [inspect.Parameter(o.key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for o, a in _RUN_OPTIONS]
+)
+run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.command()(run)
+
+
 def _rows(kind: Kind) -> list[dict[str, Any]]:
     from genbench.hyper import describe
     from genbench.plugins import get_registry
@@ -191,6 +103,11 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
     registry = get_registry()
     if kind is Kind.plugins:
         return [{"name": p.name, "origin": p.origin} for p in registry.plugins]
+    if kind is Kind.options:
+        return [
+            {"name": o.flag, "key": o.key, "kind": o.kind, "group": o.group, "default": o.shown_default, "help": o.help}
+            for o in all_options()
+        ]
     tables: dict[Kind, dict[str, Any]] = {
         Kind.models: registry.models,
         Kind.datasets: registry.datasets,
@@ -245,6 +162,13 @@ def list_(
 
     console = Console()
     table = Table(title=f"genbench {kind.value}")
+    if kind is Kind.options:  # genbench run's options: flag, suite key, default, what it records or steers
+        for col in ("option", "suite key", "default", "group", "meaning"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(row["name"], row["key"], row["default"], row["group"], row["help"])
+        console.print(table)
+        return
     for col in ("name", "origin", "description"):
         table.add_column(col)
     if kind is Kind.models:

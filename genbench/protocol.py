@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from genbench.options import option
+
 Status = Literal["ok", "failed", "diverged"]
 
 
@@ -46,27 +48,83 @@ class Protocol:
     Same dataset and split, same number of generated and reference samples, same
     metrics and feature backbones, same device policy. ``epochs`` (when set)
     overrides every model's own ``epochs`` so all train on the same budget.
+
+    Each field is a ``genbench run`` option declared with :func:`genbench.options.option`:
+    its flag, suite key, help, checks and README row all come from the declaration.
     """
 
-    dataset: str
-    metrics: tuple[str, ...]
-    backbones: tuple[str, ...] = ("domain",)
-    eval_samples: int = 1000
-    reference_split: Literal["train", "test"] = "test"
-    epochs: int | None = None
-    device: str = "auto"
-    data_dir: Path = field(default_factory=default_data_dir)
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    download: bool = True
+    dataset: str = option(
+        "dataset name (see `genbench list datasets`)", "str", cli_default="mnist5k", registry="datasets"
+    )
+    metrics: tuple[str, ...] = option(
+        "comma-separated metrics (fid,kid,prc), or all: every one that applies "
+        "(one that does not apply to a model, ELBO for a GAN, is noted, not fatal)",
+        "names",
+        cli_default=("all",),
+        registry="metrics",
+    )
+    backbones: tuple[str, ...] = option(
+        "feature networks for FID, KID, precision/recall and IS: domain, inception, vgg16, clip-*, ...",
+        "names",
+        ("domain",),
+        flag_name="--backbone",
+        registry="backbones",
+    )
+    eval_samples: int = option(
+        "generated samples per cell; the reference is as many images of the reference split",
+        "int",
+        1000,
+        minimum=2,
+        why="FID needs a covariance",
+    )
+    reference_split: Literal["train", "test"] = option(
+        "reference split: test or train", "str", "test", choices=("test", "train")
+    )
+    epochs: int | None = option(
+        "the same training budget for every model (overrides each model's own epochs)",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="each model's own",
+    )
+    device: str = option("auto (a GPU when there is one), cpu or cuda", "str", "auto")
+    data_dir: Path = option(
+        "where torchvision datasets live", "path", default_factory=default_data_dir, default_text="$GENBENCH_DATA"
+    )
+    cache_dir: Path = option(
+        "domain backbones and reference statistics",
+        "path",
+        default_factory=default_cache_dir,
+        default_text="~/.cache/genbench",
+    )
+    download: bool = option("whether torchvision datasets may be downloaded", "bool", True)
     # Evaluation details that change the numbers, so they are explicit and recorded:
-    feature_layer: str | None = None  # FID/KID/PR layer; None = each backbone's standard layer
-    backbone_weights: tuple[tuple[str, Path], ...] = ()  # (backbone, weights file) for offline machines
-    reference_stats: Path | None = None  # an .npz with mu, sigma computed elsewhere, used for FID
-    eval_batch_size: int = 256  # feature extraction batch (results do not depend on it)
-    kid_subsets: int = 100
-    kid_subset_size: int | None = None  # None: min(1000, generated, reference)
-    isc_splits: int = 10
-    prc_neighborhood: int = 3
+    feature_layer: str | None = option(
+        "the layer FID/KID/PR read (it changes the numbers, so it is recorded)",
+        "str",
+        None,
+        nullable=True,
+        default_text="each backbone's standard",
+    )  # None = each backbone's standard layer
+    backbone_weights: tuple[tuple[str, Path], ...] = option(
+        "NAME=PATH: a backbone's weights file, for offline machines; repeatable", "weights", ()
+    )
+    reference_stats: Path | None = option(
+        "an .npz with mu and sigma computed elsewhere: FID against them (one backbone)", "file", None, nullable=True
+    )
+    eval_batch_size: int = option("feature extraction batch size (results do not depend on it)", "int", 256, minimum=1)
+    kid_subsets: int = option("KID: number of random subsets", "int", 100, minimum=1)
+    kid_subset_size: int | None = option(
+        "KID subset size (torch-fidelity's 1000, capped by the sample counts)",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="min(1000, samples)",
+    )
+    isc_splits: int = option("Inception Score: number of splits", "int", 10, minimum=1)
+    prc_neighborhood: int = option("precision/recall: k nearest neighbours", "int", 3, minimum=1)
 
     def weights_for(self, backbone: str) -> Path | None:
         """The weights file given for ``backbone``, if any."""
@@ -85,6 +143,31 @@ class Protocol:
         out = dataclasses.asdict(self)
         out["backbone_weights"] = {name: str(path) for name, path in self.backbone_weights}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``genbench run`` asks for, as a library call: the selection and how the run is steered.
+
+    Its option fields only steer the run (which cells, where they go); everything that can
+    change a number is in :class:`Protocol`.
+    """
+
+    models: tuple[str, ...] = option(
+        "models to compare, comma-separated (see `genbench list models`)", "names", registry="models"
+    )
+    protocol: Protocol  # type: ignore[misc]  # not an option itself (its fields are); mypy reads option() as a default
+    out_dir: Path = option(
+        "output folder", "path", key_name="out", flag_name="--out", default_text="results/<timestamp>"
+    )
+    grid: tuple[str, ...] = option(
+        "key=v1,v2 (every model) or model.key=v1,v2 (one model); repeatable: the Cartesian product is run, "
+        "values parsed into the type the model declares",
+        "grid",
+        (),
+    )
+    seeds: tuple[int, ...] = option("training seeds, e.g. 0,1,2: each cell is trained once per seed", "seeds", (0,))
+    resume: bool = option("reuse finished cells already in --out", "bool", False)
 
 
 @dataclass(frozen=True)

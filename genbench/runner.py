@@ -24,24 +24,13 @@ from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
+from genbench.options import check_request
 from genbench.plugins import get_registry
-from genbench.protocol import CellRecord, CellSpec, Protocol
+from genbench.protocol import CellRecord, CellSpec, RunRequest
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.timing import resolve_device
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What ``genbench run`` asks for, as a library call."""
-
-    models: tuple[str, ...]
-    protocol: Protocol
-    out_dir: Path
-    grid: tuple[str, ...] = ()  # "key=v1,v2" or "model.key=v1,v2"
-    seeds: tuple[int, ...] = (0,)
-    resume: bool = False  # reuse finished cells found in out_dir with the same spec
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -131,20 +120,9 @@ def validate(request: RunRequest) -> list[CellSpec]:
     for name in p.backbones:
         if name not in BACKBONES:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
-    if p.epochs is not None and p.epochs < 1:
-        raise GenbenchError(f"--epochs {p.epochs}: must be an integer >= 1")
-    if p.reference_split not in ("train", "test"):
-        raise GenbenchError(f"--reference-split {p.reference_split!r}; valid: 'test', 'train'")
-    if p.eval_samples < 2:
-        raise GenbenchError(f"--eval-samples {p.eval_samples}: must be >= 2 (FID needs a covariance)")
-    for option, value in (("--eval-batch-size", p.eval_batch_size), ("--kid-subsets", p.kid_subsets),
-                          ("--isc-splits", p.isc_splits), ("--prc-neighborhood", p.prc_neighborhood)):  # fmt: skip
-        if value < 1:
-            raise GenbenchError(f"{option} {value}: must be >= 1")
+    check_request(p, request)  # ranges and choices of every declared option (genbench.options)
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
-    if p.reference_stats is not None and not Path(p.reference_stats).is_file():
-        raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
     resolve_device(p.device)
     axes = [parse_axis(g) for g in request.grid]
     return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)

@@ -18,39 +18,13 @@ with one short command and reviewed in a diff::
     [grid.vae]
     z_dim = [8, 16, 32]
 
-Keys (every one optional; a key left out takes the default ``genbench run`` has):
+Keys (every one optional; a key left out takes the default ``genbench run`` has) are the
+options of ``genbench run``, by their field names (``backbones`` is ``--backbone``, ``out`` is
+``--out``), plus the grid: the README's option table lists them with their TOML types and
+defaults, and ``python -m genbench.options`` prints it. They are declared once, in
+:mod:`genbench.options`, and this module derives :class:`Suite` and every check from them.
 
-==================  ===========================================  ==========================
-key                 TOML type                                    default
-==================  ===========================================  ==========================
-models              list of strings (or one "a,b" string)        none: here or ``--models``
-dataset             string                                       ``"mnist5k"``
-seeds               integer >= 0 or list of them                 ``[0]``
-epochs              integer >= 1                                 each model's own
-metrics             ``"all"`` or list of strings                 ``"all"``
-backbones           list of strings (or one "a,b" string)        ``["domain"]``
-eval_samples        integer >= 2                                 1000
-reference_split     ``"test"`` or ``"train"``                    ``"test"``
-feature_layer       string                                       each backbone's standard
-kid_subsets         integer >= 1                                 100
-kid_subset_size     integer >= 1                                 min(1000, samples)
-isc_splits          integer >= 1                                 10
-prc_neighborhood    integer >= 1                                 3
-eval_batch_size     integer >= 1                                 256
-reference_stats     string (path to an .npz)                     none
-backbone_weights    table: backbone name = "path"                none
-device              string: auto, cpu, cuda                      ``"auto"``
-out                 string (path)                                ``results/<timestamp>``
-data_dir            string (path)                                ``$GENBENCH_DATA``
-cache_dir           string (path)                                ``~/.cache/genbench``
-download            boolean                                      true
-resume              boolean                                      false
-grid                table: ``key = value or [values]``, and      no axes
-                    sub-tables ``[grid.<model>]`` the same way
-==================  ===========================================  ==========================
-
-Each key means what the ``genbench run`` option of the same name means
-(``backbones`` is ``--backbone``); relative paths are taken from the current
+Each key means what the ``genbench run`` option of the same name means; relative paths are taken from the current
 folder, as on the command line. Grid values are checked against each model's
 hyper-parameter dataclass when the file is loaded. A ``[grid.<model>]`` table
 must name one of ``models``; a key ``epochs`` in the grid conflicts with
@@ -88,7 +62,7 @@ import dataclasses
 import datetime as dt
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -96,16 +70,15 @@ from typing import TYPE_CHECKING, Any, cast
 from genbench.errors import GenbenchError, choices
 from genbench.grid import parse_axis
 from genbench.hyper import build, field_types, parse_value
-from genbench.protocol import Protocol
+from genbench.options import ALL, Option, all_options
 
 if TYPE_CHECKING:
     from genbench.plugins import Registry
-    from genbench.runner import RunRequest
+    from genbench.protocol import RunRequest
 
-ALL_METRICS = "all"  # the same word as genbench.runner.ALL_METRICS (not imported: the runner is slow to import)
-
-# The protocol's own defaults, so that a suite, the command line and a library Protocol agree.
-_P: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Protocol) if f.default is not dataclasses.MISSING}
+ALL_METRICS = ALL  # the same word as genbench.runner.ALL_METRICS (not imported: the runner is slow to import)
+# Every suite key is an option of genbench run, by its key; the grid is one of them.
+OPTIONS: dict[str, Option] = {o.key: o for o in all_options() if o.toml}
 
 
 @dataclass(frozen=True)
@@ -134,40 +107,29 @@ class Axis:
         return cls(axis.key, axis.values, axis.scope)
 
 
-@dataclass(frozen=True)
-class Suite:
+def _suite_default(opt: Option) -> Any:
+    """A suite's value for an option it does not set: the option's default, else "not given" (None, or no names)."""
+    if opt.default is not dataclasses.MISSING:
+        return opt.default
+    return () if opt.kind in ("names", "grid") else None
+
+
+class _SuiteMethods:
     """What ``genbench run`` runs: models, dataset, grid, seeds and the evaluation protocol.
 
-    ``metrics == ("all",)`` means every registered metric (those that do not apply to a
-    model are noted, not run). ``out``, ``data_dir`` and ``cache_dir`` left as None take
-    the library's defaults (``results/<timestamp>``, ``$GENBENCH_DATA``, ``$GENBENCH_CACHE``).
-    ``source`` is the file the suite was loaded from, if any.
+    One field per option of ``genbench run`` (its suite key), plus ``source``, the file the
+    suite was loaded from. ``metrics == ("all",)`` means every registered metric (those that
+    do not apply to a model are noted, not run). ``out``, ``data_dir`` and ``cache_dir`` left
+    as None take the library's defaults (``results/<timestamp>``, ``$GENBENCH_DATA``,
+    ``$GENBENCH_CACHE``). ``grid`` holds :class:`Axis` values. The fields are made from the
+    option declarations (:data:`OPTIONS`) by :func:`dataclasses.make_dataclass`, below.
     """
 
-    models: tuple[str, ...] = ()
-    dataset: str = "mnist5k"
-    grid: tuple[Axis, ...] = ()
-    seeds: tuple[int, ...] = (0,)
-    epochs: int | None = _P["epochs"]
-    metrics: tuple[str, ...] = (ALL_METRICS,)
-    backbones: tuple[str, ...] = _P["backbones"]
-    eval_samples: int = _P["eval_samples"]
-    reference_split: str = _P["reference_split"]
-    feature_layer: str | None = _P["feature_layer"]
-    kid_subsets: int = _P["kid_subsets"]
-    kid_subset_size: int | None = _P["kid_subset_size"]
-    isc_splits: int = _P["isc_splits"]
-    prc_neighborhood: int = _P["prc_neighborhood"]
-    eval_batch_size: int = _P["eval_batch_size"]
-    reference_stats: Path | None = _P["reference_stats"]
-    backbone_weights: tuple[tuple[str, Path], ...] = _P["backbone_weights"]
-    device: str = _P["device"]
-    download: bool = _P["download"]
-    out: Path | None = None
-    data_dir: Path | None = None
-    cache_dir: Path | None = None
-    resume: bool = False
-    source: Path | None = field(default=None, compare=False)
+    if TYPE_CHECKING:  # the fields, for the type checker (they are made at run time)
+        source: Path | None
+
+        def __init__(self, **values: Any) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
 
     def override(self, **flags: Any) -> Suite:
         """This suite with explicit (command-line) values winning; a value of None means "not given".
@@ -201,45 +163,43 @@ class Suite:
         for name in ("seeds", "metrics", "backbones"):
             if name in given:
                 changes[name] = tuple(given[name])
-        return dataclasses.replace(self, **changes)
+        return cast(Suite, dataclasses.replace(cast(Any, self), **changes))
 
     def request(self) -> RunRequest:
         """The runner's request; checks what the file said against the final models first."""
+        from genbench import protocol as declarations  # read at call time: the declarations are the truth
         from genbench.plugins import get_registry
-        from genbench.runner import RunRequest
 
         registry = get_registry()
         if not self.models:
             where = f" (or models = [...] in {self.source})" if self.source else ""
             raise GenbenchError(f"--models is required{where}; valid: {choices(registry.models)}")
         _check_axes(registry, [a for a in self.grid if a.where], self.models)
-        metrics = tuple(registry.metrics) if self.metrics == (ALL_METRICS,) else self.metrics
-        locations = {"data_dir": self.data_dir, "cache_dir": self.cache_dir}
-        protocol = Protocol(
-            dataset=self.dataset,
-            metrics=metrics,
-            backbones=self.backbones,
-            eval_samples=self.eval_samples,
-            reference_split=cast(Any, self.reference_split),  # checked by the runner
-            epochs=self.epochs,
-            device=self.device,
-            download=self.download,
-            feature_layer=self.feature_layer,
-            backbone_weights=self.backbone_weights,
-            reference_stats=self.reference_stats,
-            eval_batch_size=self.eval_batch_size,
-            kid_subsets=self.kid_subsets,
-            kid_subset_size=self.kid_subset_size,
-            isc_splits=self.isc_splits,
-            prc_neighborhood=self.prc_neighborhood,
-            **{k: v for k, v in locations.items() if v is not None},  # None: the library's defaults
+        values = {key: getattr(self, key) for key in OPTIONS}
+        values["metrics"] = tuple(registry.metrics) if self.metrics == (ALL_METRICS,) else self.metrics
+        values["out"] = self.out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        values["grid"] = tuple(a.option for a in self.grid)
+        given = {o.name: values[o.key] for o in OPTIONS.values() if values[o.key] is not None}  # None: the default
+        protocol = declarations.Protocol(
+            **{o.name: v for o in OPTIONS.values() if o.group == "protocol" and (v := given.get(o.name)) is not None}
         )
-        out = self.out or Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        grid = tuple(a.option for a in self.grid)
-        return RunRequest(self.models, protocol, out, grid, self.seeds, self.resume)
+        run = {o.name: v for o in OPTIONS.values() if o.group == "run" and (v := given.get(o.name)) is not None}
+        return declarations.RunRequest(protocol=protocol, **run)
 
 
-KEYS = tuple(f.name for f in dataclasses.fields(Suite) if f.name != "source")  # the TOML keys: the field names
+if TYPE_CHECKING:
+    Suite = _SuiteMethods
+else:  # one field per option, from its declaration (in declaration order; every one has a default)
+    Suite = dataclasses.make_dataclass(
+        "Suite",
+        [(key, Any, field(default=_suite_default(opt))) for key, opt in OPTIONS.items()]
+        + [("source", Path | None, field(default=None, compare=False))],
+        bases=(_SuiteMethods,),
+        frozen=True,
+        namespace={"__doc__": _SuiteMethods.__doc__, "__module__": __name__},
+    )
+
+KEYS = tuple(OPTIONS)  # the TOML keys
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -279,7 +239,7 @@ def parse_suite(data: Mapping[str, Any], source: str | Path = "<suite>") -> Suit
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key != "grid":
-            values[key] = _CONVERT[key](value, key, where, registry)
+            values[key] = OPTIONS[key].from_toml(value, where, registry)
     models: tuple[str, ...] = values.get("models", ())
     if "grid" in data:
         axes = _grid(data["grid"], where, registry, models)
@@ -295,148 +255,6 @@ def parse_suite(data: Mapping[str, Any], source: str | Path = "<suite>") -> Suit
     return Suite(**values, source=Path(source))
 
 
-# -- value checks: (value, key, file, registry) -> the Suite field's value ---------------------
-def _type_error(where: str, key: str, expected: str, value: Any) -> GenbenchError:
-    return GenbenchError(f"{where}: {key!r} must be {expected}, got {value!r}")
-
-
-def _int(minimum: int) -> Callable[[Any, str, str, Registry], int]:
-    def convert(value: Any, key: str, where: str, registry: Registry) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _type_error(where, key, "an integer", value)
-        if value < minimum:
-            raise GenbenchError(f"{where}: {key!r} must be an integer >= {minimum}, got {value}")
-        return value
-
-    return convert
-
-
-def _str(value: Any, key: str, where: str, registry: Registry) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _type_error(where, key, "a non-empty string", value)
-    return value.strip()
-
-
-def _path(value: Any, key: str, where: str, registry: Registry) -> Path:
-    return Path(_str(value, key, where, registry))
-
-
-def _file(value: Any, key: str, where: str, registry: Registry) -> Path:
-    path = _path(value, key, where, registry)
-    if not path.is_file():
-        raise GenbenchError(f"{where}: {key!r}: no such file {str(path)!r}")
-    return path
-
-
-def _bool(value: Any, key: str, where: str, registry: Registry) -> bool:
-    if not isinstance(value, bool):
-        raise _type_error(where, key, "true or false", value)
-    return value
-
-
-def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:
-    """A list of strings, or one string of comma-separated names (as on the command line)."""
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        items = value
-    else:
-        raise _type_error(where, key, 'a list of strings (e.g. ["a", "b"])', value)
-    names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
-    if not names:
-        raise GenbenchError(f"{where}: {key!r} is empty; name at least one")
-    return names
-
-
-def _known(where: str, key: str, kind: str, names: Iterable[str], valid: Iterable[str]) -> None:
-    valid = list(valid)
-    for name in names:
-        if name not in valid:
-            raise GenbenchError(f"{where}: {key!r}: unknown {kind} {name!r}; valid: {choices(valid)}")
-
-
-def _models(value: Any, key: str, where: str, registry: Registry) -> tuple[str, ...]:
-    names = _strings(value, key, where)
-    _known(where, key, "model", names, registry.models)
-    return names
-
-
-def _dataset(value: Any, key: str, where: str, registry: Registry) -> str:
-    name = _str(value, key, where, registry)
-    _known(where, key, "dataset", [name], registry.datasets)
-    return name
-
-
-def _metrics(value: Any, key: str, where: str, registry: Registry) -> tuple[str, ...]:
-    names = _strings(value, key, where)
-    if names == (ALL_METRICS,):
-        return names
-    if ALL_METRICS in names:
-        raise GenbenchError(
-            f"{where}: {key!r}: {ALL_METRICS!r} stands alone (metrics = {ALL_METRICS!r}), got {value!r}"
-        )
-    _known(where, key, "metric", names, [*registry.metrics, ALL_METRICS])
-    return names
-
-
-def _backbones(value: Any, key: str, where: str, registry: Registry) -> tuple[str, ...]:
-    from genbench.metrics.backbones import BACKBONES
-
-    names = _strings(value, key, where)
-    _known(where, key, "backbone", names, BACKBONES)
-    return names
-
-
-def _seeds(value: Any, key: str, where: str, registry: Registry) -> tuple[int, ...]:
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in items):
-        raise _type_error(where, key, "an integer >= 0 or a list of them (e.g. [0, 1, 2])", value)
-    return tuple(dict.fromkeys(items))
-
-
-def _split(value: Any, key: str, where: str, registry: Registry) -> str:
-    valid = ("test", "train")
-    if value not in valid:
-        raise GenbenchError(f"{where}: {key!r} must be one of {choices(valid)}, got {value!r}")
-    return cast(str, value)
-
-
-def _weights(value: Any, key: str, where: str, registry: Registry) -> tuple[tuple[str, Path], ...]:
-    from genbench.metrics.backbones import BACKBONES
-
-    if not isinstance(value, dict):
-        raise _type_error(where, key, 'a table of backbone = "path" (e.g. {inception = "pt_inception.pth"})', value)
-    _known(where, key, "backbone", value, BACKBONES)
-    return tuple((name, _path(path, f"{key}.{name}", where, registry)) for name, path in value.items())
-
-
-_CONVERT: dict[str, Callable[[Any, str, str, Registry], Any]] = {
-    "models": _models,
-    "dataset": _dataset,
-    "seeds": _seeds,
-    "epochs": _int(1),
-    "metrics": _metrics,
-    "backbones": _backbones,
-    "eval_samples": _int(2),
-    "reference_split": _split,
-    "feature_layer": _str,
-    "kid_subsets": _int(1),
-    "kid_subset_size": _int(1),
-    "isc_splits": _int(1),
-    "prc_neighborhood": _int(1),
-    "eval_batch_size": _int(1),
-    "reference_stats": _file,
-    "backbone_weights": _weights,
-    "device": _str,
-    "out": _path,
-    "data_dir": _path,
-    "cache_dir": _path,
-    "download": _bool,
-    "resume": _bool,
-}
-assert set(_CONVERT) | {"grid"} == set(KEYS), "every Suite field needs a TOML converter"
-
-
 # -- the grid -------------------------------------------------------------------------------------
 _SCALAR = (str, int, float)  # bool is an int
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -445,7 +263,9 @@ _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def _grid(value: Any, where: str, registry: Registry, models: Sequence[str]) -> tuple[Axis, ...]:
     """``[grid]`` (every model) and ``[grid.<model>]`` tables -> axes, unscoped ones first."""
     if not isinstance(value, dict):
-        raise _type_error(where, "grid", "a table ([grid] with key = [values], and [grid.<model>])", value)
+        raise GenbenchError(
+            f"{where}: 'grid' must be a table ([grid] with key = [values], and [grid.<model>]), got {value!r}"
+        )
     unscoped, scoped = [], []
     for key, item in value.items():
         if not isinstance(item, dict):
