@@ -108,10 +108,18 @@ class Protocol:
         default_text="each backbone's standard",
     )  # None = each backbone's standard layer
     backbone_weights: tuple[tuple[str, Path], ...] = option(
-        "NAME=PATH: a backbone's weights file, for offline machines; repeatable", "weights", ()
+        "NAME=PATH: a backbone's weights file, for offline machines; repeatable. For inception and vgg16 a plain "
+        "state dict of tensors (torch.save(model.state_dict()), or .safetensors with the safetensors package); "
+        "never unpickled, so it cannot run code",
+        "weights",
+        (),
     )
     reference_stats: Path | None = option(
-        "an .npz with mu and sigma computed elsewhere: FID against them (one backbone)", "file", None, nullable=True
+        "an .npz with mu and sigma computed elsewhere (float arrays, read without pickle): FID against them "
+        "(one backbone)",
+        "file",
+        None,
+        nullable=True,
     )
     eval_batch_size: int = option("feature extraction batch size (results do not depend on it)", "int", 256, minimum=1)
     kid_subsets: int = option("KID: number of random subsets", "int", 100, minimum=1)

@@ -28,6 +28,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genbench.datasets.base import LoadedData
 from genbench.errors import GenbenchError, choices, unknown
+from genbench.metrics.weights import read_state_dict, refusal, same_tensors
 from genbench.protocol import Protocol
 
 DOMAIN_EXTRACTOR = "genbench-domain"
@@ -41,7 +42,7 @@ class BackboneConfig:
 
     name: str
     extractor: str  # torch-fidelity feature extractor name
-    weights_path: str | None
+    weights_path: str | None  # the file torch-fidelity reads: for a user's file, genbench's checked copy
     layer: str  # the standard layer for FID, KID and precision/recall
     layers: tuple[str, ...]  # every layer the extractor provides
     logits_layer: str | None  # class logits (Inception Score, class coverage), if the network has them
@@ -226,12 +227,39 @@ class HubBackbone:
     Their weights come from the internet (torch-fidelity downloads them into
     torch's hub cache) or from ``--backbone-weights NAME=PATH``. Offline and
     without a file, resolving fails before any training, saying how to supply one.
+    A user's file is never given to torch-fidelity, which unpickles it: see
+    :mod:`genbench.metrics.weights`.
     """
 
     def __init__(self, name: str, extractor: str, logits_layer: str | None = None) -> None:
         self.name = name
         self.extractor = extractor
         self.logits_layer = logits_layer
+
+    def checked_copy(self, weights: Path, cache_dir: Path) -> tuple[Path, str]:
+        """A copy of the tensors in ``weights`` that torch-fidelity may unpickle, and the file's sha256.
+
+        The file is read once (so its hash and its tensors describe the same
+        bytes), without pickle, and its tensors are written again with
+        ``torch.save`` under the cache, named by the hash. An existing copy is
+        reused only if it too reads without pickle and holds the same tensors.
+        """
+        what = f"--backbone-weights {self.name}={weights}"
+        problem = refusal(FEATURE_EXTRACTORS_REGISTRY[self.extractor])
+        if problem:
+            raise GenbenchError(f"{what}: {problem}")
+        data = Path(weights).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        tensors = read_state_dict(data, Path(weights).suffix == ".safetensors", what)
+        del data
+        copy = Path(cache_dir) / "backbones" / f"weights-{digest[:32]}.pt"
+        try:
+            reusable = same_tensors(read_state_dict(copy.read_bytes(), False, str(copy)), tensors)
+        except (OSError, GenbenchError):
+            reusable = False
+        if not reusable:
+            atomic_torch_save(tensors, copy)
+        return copy, digest
 
     def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
         info = dataset.info
@@ -240,29 +268,38 @@ class HubBackbone:
         cls = FEATURE_EXTRACTORS_REGISTRY[self.extractor]
         layer = cls.get_default_feature_layer_for_metric("fid")
         weights = protocol.weights_for(self.name)
-        if weights is not None and not Path(weights).is_file():
-            raise GenbenchError(f"--backbone-weights {self.name}={weights}: no such file")
-        try:  # loads the file, or downloads into torch's hub cache when online
-            cls(self.extractor, [layer], feature_extractor_weights_path=None if weights is None else str(weights))
+        path, digest = None, None
+        if weights is not None:
+            if not Path(weights).is_file():
+                raise GenbenchError(f"--backbone-weights {self.name}={weights}: no such file")
+            path, digest = self.checked_copy(weights, Path(protocol.cache_dir))
+        try:  # loads the checked copy, or downloads into torch's hub cache when online
+            cls(self.extractor, [layer], feature_extractor_weights_path=None if path is None else str(path))
         except Exception as exc:
+            if weights is not None:
+                reason = " ".join(str(exc).split())[:200]  # load_state_dict's missing/unexpected keys
+                raise GenbenchError(
+                    f"--backbone-weights {self.name}={weights}: not weights torch-fidelity's {self.extractor!r} "
+                    f"can load ({type(exc).__name__}: {reason})"
+                ) from None
+            or_file = "" if refusal(cls) else f" or pass --backbone-weights {self.name}=PATH"
             raise GenbenchError(
                 f"backbone {self.name!r}: torch-fidelity could not load or download its weights "
                 f"({type(exc).__name__}); download them once on a machine with internet (they land in "
-                f"{Path(torch.hub.get_dir()) / 'checkpoints'}) or pass --backbone-weights {self.name}=PATH; "
-                f"the 'domain' backbone works offline"
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}){or_file}; the 'domain' backbone works offline"
             ) from None
         size = getattr(cls, "INPUT_IMAGE_SIZE", 224)
         return BackboneConfig(
             name=self.name,
             extractor=self.extractor,
-            weights_path=None if weights is None else str(weights),
+            weights_path=None if path is None else str(path),
             layer=layer,
             layers=tuple(cls.get_provided_features_list()),
             logits_layer=self.logits_layer,
             rgb=True,
             resize=f"bilinear (TensorFlow-1 compatible) to {size}x{size}, grey replicated to RGB",
             # Without a local file the weights are torch-fidelity's pinned download for this version.
-            tag=file_hash(Path(weights))[:16] if weights else f"{self.extractor}-tf{torch_fidelity.__version__}",
+            tag=digest[:16] if digest else f"{self.extractor}-tf{torch_fidelity.__version__}",
         )
 
 

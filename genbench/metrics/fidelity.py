@@ -61,6 +61,8 @@ class FID(FidelityMetric):
         facts = super().prepare(protocol, dataset)
         if protocol.reference_stats is not None and len(protocol.backbones) != 1:
             raise GenbenchError("--reference-stats: give exactly one --backbone (the statistics' feature space)")
+        if protocol.reference_stats is not None:  # a broken file fails here, before training
+            load_user_stats(protocol.reference_stats, None)
         return facts
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:

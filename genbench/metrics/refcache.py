@@ -143,14 +143,23 @@ def load_or_compute(cache_dir: Path, key: ReferenceKey, compute: Callable[[], to
         return stats
 
 
-def load_user_stats(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """``mu``/``sigma`` from an ``.npz`` computed elsewhere (``--reference-stats``), checked against ``dim``."""
+def load_user_stats(path: Path, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``mu``/``sigma`` from an ``.npz`` computed elsewhere (``--reference-stats``), checked against ``dim``.
+
+    Read without pickle: an object array (which would be unpickled, and could run
+    code) is refused like any other unreadable file.
+    """
     from genbench.errors import GenbenchError
 
     try:
         with np.load(path, allow_pickle=False) as data:
             mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
     except Exception as exc:
+        if "allow_pickle" in str(exc):  # numpy refused an object array or a pickle
+            raise GenbenchError(
+                f"--reference-stats {path}: it holds Python objects (they need pickle, which genbench refuses: "
+                f"it could run code); save float arrays with numpy.savez(path, mu=mu, sigma=sigma)"
+            ) from None
         raise GenbenchError(f"--reference-stats {path}: not an .npz with 'mu' and 'sigma' ({exc})") from None
     problem = check_stats(mu, sigma, dim)
     if problem:
