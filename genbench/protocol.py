@@ -97,6 +97,9 @@ class CellSpec:
     seed: int
     protocol: Protocol
     out_dir: Path
+    # Seconds the cell may run before it is stopped as failed (None: no limit). Not part of the
+    # protocol: it changes no number, so a cell finished under another limit is reused by --resume.
+    cell_timeout: float | None = None
 
 
 @dataclass

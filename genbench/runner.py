@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ class RunRequest:
     grid: tuple[str, ...] = ()  # "key=v1,v2" or "model.key=v1,v2"
     seeds: tuple[int, ...] = (0,)
     resume: bool = False  # reuse finished cells found in out_dir with the same spec
+    # Seconds one cell may run (setup, training, sampling, evaluation) before it is stopped as
+    # failed and the grid goes on; None: no limit. See genbench.guard for how it is enforced.
+    cell_timeout: float | None = None
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -146,8 +150,12 @@ def validate(request: RunRequest) -> list[CellSpec]:
     if p.reference_stats is not None and not Path(p.reference_stats).is_file():
         raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
     resolve_device(p.device)
+    timeout = request.cell_timeout
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise GenbenchError(f"--cell-timeout {timeout:g}: must be a number of seconds > 0")
     axes = [parse_axis(g) for g in request.grid]
-    return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    return [dataclasses.replace(c, cell_timeout=timeout) for c in cells]
 
 
 def _as_json(value: Any) -> Any:
@@ -206,6 +214,7 @@ def run_grid(
         "plugin_problems": list(registry.problems),
         "metric_better": {},
         "cells": len(cells),
+        "cell_timeout": request.cell_timeout,
     }
     atomic_write_json(out / RUN_JSON, result.manifest)
 
