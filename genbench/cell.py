@@ -3,14 +3,19 @@
 The cell loads what it needs itself (the registry and datasets are cached per
 process, never passed in), so the same function runs in a worker process or on
 another machine. Whatever happens, a record comes back: a plugin that raises
-gives ``failed`` with its error, a NaN loss gives ``diverged``; only
-KeyboardInterrupt propagates, so the user can stop a grid.
+(even ``SystemExit`` or ``KeyboardInterrupt``), breaks the sample contract
+(:mod:`genbench.contract`) or runs past the cell's time limit gives ``failed``
+with its error; a NaN or exploded loss, a non-finite weight or sample, or a
+numerical failure in a sampler or metric gives ``diverged`` with the reason
+(:mod:`genbench.health`). Only the user's Ctrl-C propagates, so the user can stop a
+grid (:mod:`genbench.guard` tells it from a KeyboardInterrupt raised by code).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import platform
 import random
 from collections.abc import Callable
@@ -21,9 +26,11 @@ import numpy as np
 import torch
 
 from genbench import images
+from genbench.contract import ContractError, check_batch, check_values
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
+from genbench.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.health import evaluation_flags, training_flags
 from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
@@ -33,11 +40,12 @@ from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec
 from genbench.results import RECORD_JSON, atomic_path, atomic_save_image, atomic_write_json, atomic_write_text
 from genbench.timing import resolve_device, timed
-from genbench.train import Diverged, TrainResult, train
+from genbench.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
 
 # (cell_id, event, detail): "phase" with the phase name, or "epoch" with (epoch, epochs, means).
 CellCallback = Callable[[str, str, Any], None]
 SAMPLE_BATCH = 500
+METRIC_DIVERGENCE: tuple[type[Exception], ...] = (Diverged, *NUMERICAL_ERRORS)  # a metric's numbers blew up
 
 
 def seed_everything(seed: int) -> None:
@@ -74,15 +82,30 @@ def conditional_labels(model: type[GenerativeModel], data: DataInfo, n: int) -> 
     return None
 
 
-def draw_samples(model: GenerativeModel, n: int, labels: torch.Tensor | None) -> torch.Tensor:
-    """``n`` samples on the CPU, drawn in batches in eval mode."""
+def draw_samples(
+    model: GenerativeModel,
+    n: int,
+    labels: torch.Tensor | None,
+    info: DataInfo,
+    check: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """``n`` samples on the CPU, drawn in batches in eval mode and held to the sample contract.
+
+    ``check`` is called before every batch (the cell's time limit).
+    """
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, n, SAMPLE_BATCH):
-            lab = None if labels is None else labels[i : i + SAMPLE_BATCH].to(model.device)
-            out.append(model.sample(min(SAMPLE_BATCH, n - i), lab).float().cpu())
-    return torch.cat(out)
+            if check is not None:
+                check()
+            m = min(SAMPLE_BATCH, n - i)
+            lab = None if labels is None else labels[i : i + m].to(model.device)
+            batch = check_batch(model.sample(m, lab), m, info, conditional=lab is not None)
+            out.append(batch.float().cpu())
+    samples = torch.cat(out)
+    check_values(samples, info)
+    return samples
 
 
 def _on_device(split: Split, device: torch.device) -> Split:
@@ -95,84 +118,118 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord:
-    """Train, sample, evaluate and save one cell; always return a record."""
+    """Train, sample, evaluate and save one cell; always return a record (the user's Ctrl-C aside)."""
     protocol = spec.protocol
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
-    notify = on_event or (lambda *_: None)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
+    guard = CellGuard(spec.cell_timeout)
     try:
-        registry = get_registry()
-        cls = registry.model(spec.model)
-        data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
-        device = resolve_device(protocol.device)
-        record.device = str(device)
-        record.environment = environment(device)
-        hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}", data.info.kind)
-        record.hyper = to_dict(hyper)  # complete, kind defaults included, even for a hand-made partial spec
-        seed_everything(spec.seed)
-        model = cls(hyper, data.info).to(device)
-        record.params = model.parameter_counts()
-
-        notify(spec.cell_id, "phase", "train")
-        train_split = _on_device(data.split("train"), device)
-        epochs = hyper.epochs
-
-        def on_epoch(epoch: int, means: dict[str, float]) -> None:
-            notify(spec.cell_id, "epoch", (epoch, epochs, means))
-
-        with timed(device) as t:
-            record.timings["train"] = t  # filled in on exit, also when training diverges or fails
-            try:
-                train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress)
-            finally:
-                t.items = progress.images_seen
-
-        notify(spec.cell_id, "phase", "sample")
-        seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
-        n = protocol.eval_samples
-        labels = conditional_labels(cls, data.info, n)
-        with timed(device) as t:
-            samples = draw_samples(model, n, labels)
-            t.items = n
-        record.timings["sample"] = t
-        if not torch.isfinite(samples).all():
-            raise Diverged(len(progress.history), "samples", float("nan"))
-        reference_full = data.split(protocol.reference_split)
-        # conditional samples are class-balanced in label order: one column per class (up to 16 classes)
-        k = data.info.num_classes or 0
-        columns = k if labels is not None and 0 < k <= 16 else 8
-        images.save_samples(samples, data.info, reference_full.x, spec.out_dir / "samples.png", columns)
-        record.artifacts["samples"] = f"cells/{spec.cell_id}/samples.png"
-        save_checkpoint(model, spec, data.info, spec.out_dir / "checkpoint.pt")
-        record.artifacts["checkpoint"] = f"cells/{spec.cell_id}/checkpoint.pt"
-
-        notify(spec.cell_id, "phase", "evaluate")
-        reference = reference_full.head(protocol.n_reference(len(reference_full)))
-        ctx = EvalContext(model, data, samples, reference, protocol, device, spec.seed, labels)
-        with timed(device) as t:
-            evaluate(ctx, protocol.metrics, record)
-        record.timings["evaluate"] = t
-        record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
+        with guard:
+            _run_phases(spec, record, progress, guard, on_event or (lambda *_: None))
     except Diverged as exc:
         record.status, record.error = "diverged", str(exc)
+    except ContractError as exc:
+        record.status, record.error = "failed", str(exc)
+    except NUMERICAL_ERRORS as exc:  # e.g. a sampler's Cholesky on codes of 1e19
+        record.status, record.error = "diverged", f"{guard.phase}: {numerical_reason(exc)}"
     except Exception as exc:  # a plugin bug must not stop the grid
         record.status, record.error = "failed", one_line(exc)
-    except BaseException:  # Ctrl-C: keep what there is, never as "ok" (--resume would trust it), stop the grid
+    except CellTimeout as exc:
+        record.status, record.error = "failed", str(exc)
+    except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in a plugin, or Ctrl-C (handled below)
+        if not guard.sigint_seen:
+            record.status, record.error = "failed", raised_by_plugin(exc)
+    except BaseException:  # anything else that escapes: keep what there is, never as "ok"
         record.status, record.error = "failed", "interrupted"
         save_cell_files(record, spec.out_dir)
         raise
+    if guard.sigint_seen:  # the user's Ctrl-C (even one plugin code caught): never "ok" (--resume would trust it)
+        record.status, record.error = "failed", "interrupted"
+        save_cell_files(record, spec.out_dir)
+        raise KeyboardInterrupt
     save_cell_files(record, spec.out_dir)
     return record
 
 
-def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> None:
-    """Compute every requested metric that applies; note why the others were not computed."""
+def _run_phases(
+    spec: CellSpec, record: CellRecord, progress: TrainResult, guard: CellGuard, notify: CellCallback
+) -> None:
+    """The body of :func:`run_cell`: fills ``record`` as it goes, raises on failure or divergence."""
+    protocol = spec.protocol
+    registry = get_registry()
+    cls = registry.model(spec.model)
+    data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
+    device = resolve_device(protocol.device)
+    record.device = str(device)
+    record.environment = environment(device)
+    hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}", data.info.kind)
+    record.hyper = to_dict(hyper)  # complete, kind defaults included, even for a hand-made partial spec
+    seed_everything(spec.seed)
+    model = cls(hyper, data.info).to(device)
+    record.params = model.parameter_counts()
+
+    epochs = hyper.epochs
+    guard.enter("train", f"epoch 1/{epochs}")
+    notify(spec.cell_id, "phase", "train")
+    train_split = _on_device(data.split("train"), device)
+
+    def on_epoch(epoch: int, means: dict[str, float]) -> None:
+        guard.detail = f"epoch {min(epoch + 1, epochs)}/{epochs}"
+        notify(spec.cell_id, "epoch", (epoch, epochs, means))
+
+    with timed(device) as t:
+        record.timings["train"] = t  # filled in on exit, also when training diverges or fails
+        try:
+            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check)
+        finally:
+            t.items = progress.images_seen
+
+    guard.enter("sample")
+    notify(spec.cell_id, "phase", "sample")
+    seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
+    n = protocol.eval_samples
+    labels = conditional_labels(cls, data.info, n)
+    with timed(device) as t:
+        samples = draw_samples(model, n, labels, data.info, guard.check)
+        t.items = n
+    record.timings["sample"] = t
+    reference_full = data.split(protocol.reference_split)
+    # conditional samples are class-balanced in label order: one column per class (up to 16 classes)
+    k = data.info.num_classes or 0
+    columns = k if labels is not None and 0 < k <= 16 else 8
+    images.save_samples(samples, data.info, reference_full.x, spec.out_dir / "samples.png", columns)
+    record.artifacts["samples"] = f"cells/{spec.cell_id}/samples.png"
+    save_checkpoint(model, spec, data.info, spec.out_dir / "checkpoint.pt")
+    record.artifacts["checkpoint"] = f"cells/{spec.cell_id}/checkpoint.pt"
+
+    guard.enter("evaluate")
+    notify(spec.cell_id, "phase", "evaluate")
+    reference = reference_full.head(protocol.n_reference(len(reference_full)))
+    ctx = EvalContext(model, data, samples, reference, protocol, device, spec.seed, labels)
+    with timed(device) as t:
+        evaluate(ctx, protocol.metrics, record, guard.check)
+    record.timings["evaluate"] = t
+    record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
+
+
+def evaluate(
+    ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord, check: Callable[[], None] | None = None
+) -> None:
+    """Compute every requested metric that applies; note why the others were not computed.
+
+    A metric that fails numerically (a LinAlgError, a value that is NaN, infinite or
+    complex) makes the cell ``diverged`` with ``metric <name>: <reason>``; any other
+    exception is noted as ``failed: ...``. Either way the other metrics' values are kept.
+    ``check`` is called before every metric (the cell's time limit).
+    """
     registry = get_registry()
     model_cls = type(ctx.model)
     for name in metrics:
+        if check is not None:
+            check()
         metric = registry.metric(name)()
         reason = metric.not_applicable(model_cls, ctx.data)
         if reason:
@@ -180,12 +237,17 @@ def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> 
             continue
         try:
             record.extras.update(metric.prepare(ctx.protocol, ctx.dataset))  # cached: cheap after the first cell
-            values = metric.compute(ctx)
+            values = {key: metric_value(key, value) for key, value in metric.compute(ctx).items()}
+        except METRIC_DIVERGENCE as exc:
+            record.metric_notes[name] = f"diverged: {numerical_reason(exc)}"
+            if record.status == "ok":
+                record.status, record.error = "diverged", f"metric {name}: {numerical_reason(exc)}"
+            continue
         except Exception as exc:
             record.metric_notes[name] = f"failed: {one_line(exc)}"
             continue
         for key, value in values.items():
-            record.metrics[key] = float(value)
+            record.metrics[key] = value
             direction = metric.better(key)
             if direction is not None:
                 record.metric_better[key] = direction
@@ -196,6 +258,20 @@ def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> 
             for stats in ctx.memo[key].reference.values():
                 if stats.note:
                     record.metric_notes["reference_cache"] = stats.note
+
+
+def metric_value(key: str, value: Any) -> float:
+    """A metric's value as a float; NaN, infinite or complex (a failed matrix square root) is divergence."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, complex | np.complexfloating):
+        if value.imag != 0:
+            raise Diverged(f"{key} is complex ({complex(value):.6g})")
+        value = value.real
+    number = float(value)
+    if not math.isfinite(number):
+        raise Diverged(f"{key} is {number}")
+    return number
 
 
 def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path: Path) -> None:

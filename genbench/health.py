@@ -8,17 +8,40 @@ column, so they are not mistaken for results:
   epoch, so the generator gets no useful gradient (Arjovsky & Bottou 2017).
 - ``collapse``: the samples cover far fewer classes (or 2-D modes) than the data.
 
-NaN/inf losses are not flags: they stop training and the cell is ``diverged``.
+Divergence is not a flag: it stops the cell, marked ``diverged`` with the reason.
+:func:`loss_problem` is the rule for losses, checked after every epoch: an epoch mean
+of any logged value that is NaN, infinite, or above :data:`LOSS_LIMIT` (1e6) in
+magnitude. The limit is conservative: the largest loss genbench's models log when
+healthy is a VAE's summed per-example BCE, about 2,100 nats at the start on CIFAR-10
+(3,072 values), while a learning rate a thousand times too large gives epoch means of
+1e7 to 1e15 in its first epoch (``gan`` with ``lr=10`` on digits: ``loss_d`` 3e7). A
+plugin must therefore not log counters that can pass 1e6. The training loop also
+stops when a weight (parameter or floating-point buffer) becomes NaN or infinite, and
+the cell stops ``diverged`` when its samples are not finite or a sampler or metric
+fails numerically (a failed Cholesky factorisation, a NaN or complex FID).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 D_WINS_LOSS = 0.01  # an epoch-mean discriminator loss below this: D separates real from fake perfectly
 COLLAPSE_FRACTION = 0.5  # covering fewer than half of the data's classes or modes is collapse
 SATURATING_LOSSES = ("bce", "hinge")  # losses bounded below by 0, where "near zero" means D has won
+LOSS_LIMIT = 1e6  # an epoch mean beyond this in magnitude: the loss exploded
+
+
+def loss_problem(epoch: int, means: Mapping[str, float]) -> str | None:
+    """Why an epoch's logged means show divergence (NaN, infinite, or beyond LOSS_LIMIT), or None."""
+    for key, value in means.items():
+        if not math.isfinite(value):
+            return f"loss {key!r} became {value} in epoch {epoch}"
+    exploded = ", ".join(f"{key} {value:.3g}" for key, value in means.items() if abs(value) > LOSS_LIMIT)
+    if exploded:
+        return f"losses exploded in epoch {epoch} (limit: |epoch mean| <= {LOSS_LIMIT:g}): {exploded}"
+    return None
 
 
 def training_flags(history: Sequence[Mapping[str, float]], hyper: Mapping[str, Any]) -> list[str]:

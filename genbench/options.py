@@ -26,6 +26,7 @@ docs/contributing.md has the recipe.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ class Option:
     choices: tuple[str, ...] = ()  # strings: the valid values
     registry: str = ""  # names/str: the registry table whose names are valid ("models", "datasets", ...)
     why: str = ""  # said after a range error: "(FID needs a covariance)"
+    unit: str = ""  # numbers: what they count, for messages ("must be a number of seconds > 0")
     flag_name: str = ""  # command-line spelling when it differs from the field (``--backbone``)
     key_name: str = ""  # TOML key when it differs from the field (``out`` for ``out_dir``)
     cli: bool = True  # a command-line flag
@@ -106,10 +108,13 @@ class Option:
             return None
         if self.kind in ("int", "float"):
             what = "an integer" if self.kind == "int" else "a number"
-            if self.minimum is not None and value < self.minimum:
-                return f"must be {what} >= {self.minimum:g}" + (f" ({self.why})" if self.why else "")
-            if self.above is not None and value <= self.above:
-                return f"must be {what} > {self.above:g}" + (f" ({self.why})" if self.why else "")
+            what += f" of {self.unit}" if self.unit else ""
+            why = f" ({self.why})" if self.why else ""
+            finite = math.isfinite(value)  # nan and inf are no count of anything
+            if self.minimum is not None and not (finite and value >= self.minimum):
+                return f"must be {what} >= {self.minimum:g}{why}"
+            if self.above is not None and not (finite and value > self.above):
+                return f"must be {what} > {self.above:g}{why}"
         if self.kind == "str" and self.choices and value not in self.choices:
             return f"must be one of {choices(self.choices)}"
         if self.kind == "file" and not Path(value).is_file():
@@ -122,7 +127,7 @@ class Option:
             raise GenbenchError(f"{self.flag} {value!r}; valid: {choices(self.choices)}")
         problem = self.problem(value)
         if problem:
-            shown = repr(value) if isinstance(value, str) else value
+            shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else value
             raise GenbenchError(f"{self.flag} {shown}: {problem}")
 
     def from_toml(self, value: Any, where: str, registry: Registry) -> Any:

@@ -176,6 +176,17 @@ class RunRequest:
     )
     seeds: tuple[int, ...] = option("training seeds, e.g. 0,1,2: each cell is trained once per seed", "seeds", (0,))
     resume: bool = option("reuse finished cells already in --out", "bool", False)
+    # Enforced by genbench.guard (a SIGALRM in the main thread, and checks between steps everywhere).
+    cell_timeout: float | None = option(
+        "seconds one cell (setup, training, sampling, evaluation) may run before it is stopped as failed "
+        "and the grid goes on",
+        "float",
+        None,
+        above=0,
+        unit="seconds",
+        nullable=True,
+        default_text="no limit",
+    )
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,9 @@ class CellSpec:
     seed: int
     protocol: Protocol
     out_dir: Path
+    # Seconds the cell may run before it is stopped as failed (None: no limit). Not part of the
+    # protocol: it changes no number, so a cell finished under another limit is reused by --resume.
+    cell_timeout: float | None = None
 
 
 @dataclass

@@ -124,8 +124,10 @@ def validate(request: RunRequest) -> list[CellSpec]:
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
     resolve_device(p.device)
+    timeout = request.cell_timeout  # checked by check_request: a finite number of seconds > 0
     axes = [parse_axis(g) for g in request.grid]
-    return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    return [dataclasses.replace(c, cell_timeout=timeout) for c in cells]
 
 
 def _as_json(value: Any) -> Any:
@@ -184,6 +186,7 @@ def run_grid(
         "plugin_problems": list(registry.problems),
         "metric_better": {},
         "cells": len(cells),
+        "cell_timeout": request.cell_timeout,
     }
     atomic_write_json(out / RUN_JSON, result.manifest)
 

@@ -8,24 +8,61 @@ hand-written PyTorch loop costs (see ``benchmarks/bench_overhead.py``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from genbench.datasets.base import Split
+from genbench.health import loss_problem
 from genbench.models.base import GenerativeModel
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+# Exceptions that mean the numbers blew up rather than that the code is wrong: a Cholesky
+# factorisation or an eigen-solver that fails on a matrix of huge or degenerate values
+# (numpy's class is scipy.linalg's too), a float overflow. Raised while sampling or by a
+# metric, they make the cell ``diverged`` with the reason, not ``failed``.
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
+    torch.linalg.LinAlgError,
+    np.linalg.LinAlgError,
+    FloatingPointError,
+    OverflowError,
+)
 
 
 class Diverged(Exception):
-    """A loss became NaN or infinite; training stops and the cell is marked ``diverged``."""
+    """Training or evaluation blew up numerically; the cell is marked ``diverged`` with this reason.
 
-    def __init__(self, epoch: int, key: str, value: float) -> None:
-        super().__init__(f"loss {key!r} became {value} in epoch {epoch}")
-        self.epoch = epoch
+    See :mod:`genbench.health` for the rules: a NaN, infinite or exploded loss, a
+    non-finite weight, non-finite samples, a numerical failure in a sampler or metric.
+    """
+
+
+def numerical_reason(exc: BaseException) -> str:
+    """One line for a numerical failure (torch's LinAlgError class is called ``_LinAlgError``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, Diverged):
+        return text
+    name = "LinAlgError" if isinstance(exc, torch.linalg.LinAlgError) else type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def nonfinite_weight(model: torch.nn.Module) -> str | None:
+    """The first parameter or floating-point buffer holding a NaN or infinity, or None (one device read)."""
+    named = [
+        (f"{kind} {name!r}", t)
+        for kind, (name, t) in itertools.chain(
+            (("parameter", x) for x in model.named_parameters()), (("buffer", x) for x in model.named_buffers())
+        )
+        if t.is_floating_point()
+    ]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
+    return None if bool(finite.all()) else named[int((~finite).nonzero()[0, 0])][0]
 
 
 @dataclass
@@ -47,11 +84,16 @@ def train(
     seed: int,
     on_epoch: EpochCallback | None = None,
     result: TrainResult | None = None,
+    check: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` on ``data`` (already on the model's device).
 
     ``result`` may be passed in so that, if training raises (divergence, a plugin
     bug), the caller still holds the history of the epochs that finished.
+    ``check`` is called before every step and may raise to stop training (the
+    cell's time limit). After every epoch training stops with :class:`Diverged`
+    when a logged mean breaks :func:`genbench.health.loss_problem` or a weight is
+    no longer finite; an epoch whose means are finite is kept in the history.
     """
     result = result if result is not None else TrainResult()
     g = torch.Generator().manual_seed(seed)  # the batch order depends on the seed only
@@ -63,15 +105,21 @@ def train(
         perm = torch.randperm(n, generator=g).to(data.x.device, non_blocking=True)
         logs: list[dict[str, torch.Tensor]] = []
         for i in range(steps):
+            if check is not None:
+                check()
             idx = perm[i * bs : (i + 1) * bs]
             y = data.y[idx] if data.y is not None else None
             logs.append(dict(model.train_step(data.x[idx], y)))
         means = epoch_means(logs)
         result.images_seen += steps * bs
-        for key, value in means.items():
-            if not math.isfinite(value):
-                raise Diverged(epoch, key, value)
-        result.history.append(means)
+        if all(math.isfinite(v) for v in means.values()):
+            result.history.append(means)  # an exploded epoch is kept (curves.png shows it), a NaN one is not
+        problem = loss_problem(epoch, means)
+        if problem is not None:
+            raise Diverged(problem)
+        weight = nonfinite_weight(model)
+        if weight is not None:
+            raise Diverged(f"{weight} became NaN or infinite in epoch {epoch}")
         if on_epoch is not None:
             on_epoch(epoch, means)
     return result

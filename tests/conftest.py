@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,13 @@ class ExplodingModel(TinyModel):
 
 
 class InterruptedModel(TinyModel):
-    """Simulates Ctrl-C in the middle of training."""
+    """The user presses Ctrl-C in the middle of training: a real SIGINT reaches the process."""
 
     name = "interrupted"
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
+        return super().train_step(x, y)
 
 
 class NaNModel(TinyModel):

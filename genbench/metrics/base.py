@@ -4,7 +4,8 @@ A metric is a class with a ``name``, the model capabilities and data kinds it
 needs, and a :meth:`Metric.compute` that turns an :class:`EvalContext` into named
 numbers. The runner asks every requested metric whether it applies to the model
 and data (:meth:`Metric.not_applicable`); one that does not, or that raises, is
-noted in the record and the other metrics are still computed.
+noted in the record and the other metrics are still computed. One that fails
+numerically (a LinAlgError, a NaN or complex value) also marks the cell ``diverged``.
 """
 
 from __future__ import annotations
