@@ -64,7 +64,7 @@ class TinyModel(genbench.GenerativeModel):
         self.opt = torch.optim.SGD(self.parameters(), lr=hp.lr)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
-        fake = self.decoder(torch.randn(x.shape[0], self.hp.z_dim))
+        fake = self.decoder(torch.randn(x.shape[0], self.hp.z_dim, device=x.device))  # any device: tests pass on a GPU
         loss = (fake.mean(0) - x.flatten(1).mean(0)).pow(2).mean()
         self.opt.zero_grad()
         loss.backward()
