@@ -9,6 +9,11 @@ with its error; a NaN or exploded loss, a non-finite weight or sample, or a
 numerical failure in a sampler or metric gives ``diverged`` with the reason
 (:mod:`genbench.health`). Only the user's Ctrl-C propagates, so the user can stop a
 grid (:mod:`genbench.guard` tells it from a KeyboardInterrupt raised by code).
+
+Each call is an *attempt* with a random id. It first removes the cell's old
+``record.json`` (so an attempt that is killed leaves no record that --resume
+could pair with its half-written files), and its final record lists every
+file it wrote with the size and sha256 of the bytes written.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import platform
 import random
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ from genbench.contract import ContractError, check_batch, check_values
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
+from genbench.folder import cell_folder
 from genbench.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.health import evaluation_flags, training_flags
 from genbench.hyper import build, to_dict
@@ -37,8 +45,17 @@ from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
-from genbench.protocol import CellRecord, CellSpec
-from genbench.results import RECORD_JSON, atomic_path, atomic_save_image, atomic_write_json, atomic_write_text
+from genbench.protocol import CellRecord, CellSpec, FileDigest
+from genbench.results import (
+    RECORD_JSON,
+    atomic_path,
+    atomic_save_image,
+    atomic_write_json,
+    atomic_write_text,
+    csv_text,
+    file_digest,
+    recording_writes,
+)
 from genbench.timing import resolve_device, timed
 from genbench.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
 
@@ -117,12 +134,38 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, GenbenchError) else text
 
 
+def start_attempt(out_dir: Path) -> str:
+    """Make the cell folder ready for a new attempt and return the attempt's id.
+
+    The folder must not be (or sit in) a symbolic link; its old ``record.json`` is
+    removed before anything else is written, so until this attempt writes its own
+    record no record can vouch for the files beside it.
+    """
+    cell_folder(out_dir)
+    try:
+        os.unlink(out_dir / RECORD_JSON)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise GenbenchError(f"{out_dir / RECORD_JSON}: cannot replace the old record ({exc.strerror})") from None
+    return uuid.uuid4().hex
+
+
 def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord:
-    """Train, sample, evaluate and save one cell; always return a record (the user's Ctrl-C aside)."""
+    """Train, sample, evaluate and save one cell; always return a record (the user's Ctrl-C aside).
+
+    Only a cell folder that cannot be written safely (a symbolic link, see
+    :func:`start_attempt`) raises GenbenchError, before any work.
+    """
+    with recording_writes() as written:
+        return _run_cell(spec, on_event, written)
+
+
+def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Path, FileDigest]) -> CellRecord:
     protocol = spec.protocol
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
-    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    record.attempt = start_attempt(spec.out_dir)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
     guard = CellGuard(spec.cell_timeout)
@@ -144,13 +187,13 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
             record.status, record.error = "failed", raised_by_plugin(exc)
     except BaseException:  # anything else that escapes: keep what there is, never as "ok"
         record.status, record.error = "failed", "interrupted"
-        save_cell_files(record, spec.out_dir)
+        save_cell_files(record, spec.out_dir, written)
         raise
     if guard.sigint_seen:  # the user's Ctrl-C (even one plugin code caught): never "ok" (--resume would trust it)
         record.status, record.error = "failed", "interrupted"
-        save_cell_files(record, spec.out_dir)
+        save_cell_files(record, spec.out_dir, written)
         raise KeyboardInterrupt
-    save_cell_files(record, spec.out_dir)
+    save_cell_files(record, spec.out_dir, written)
     return record
 
 
@@ -291,15 +334,30 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
         torch.save(payload, tmp)
 
 
-def save_cell_files(record: CellRecord, out_dir: Path) -> None:
-    """record.json always; history.csv and curves.png when at least one epoch finished."""
+def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, FileDigest] | None = None) -> None:
+    """record.json always; history.csv and curves.png when at least one epoch finished.
+
+    The record lists each artifact's size and sha256: from ``written`` (the digests of the
+    bytes this attempt wrote, see :func:`genbench.results.recording_writes`), else from disk.
+    An artifact this attempt did not write is not listed.
+    """
     if record.history:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["epoch", *record.history[0]])
-        writer.writeheader()
+        writer = csv.writer(buf)
+        keys = list(record.history[0])
+        writer.writerow(["epoch", *(csv_text(k) for k in keys)])  # loss names come from plugins
         for i, row in enumerate(record.history, 1):
-            writer.writerow({"epoch": i, **row})
+            writer.writerow([i, *(row.get(k, "") for k in keys)])
         atomic_write_text(out_dir / "history.csv", buf.getvalue())
+        record.artifacts["history"] = f"cells/{record.cell_id}/history.csv"
         atomic_save_image(images.curves(record.history), out_dir / "curves.png")
         record.artifacts["curves"] = f"cells/{record.cell_id}/curves.png"
+    record.checksums = {}
+    for name, rel in list(record.artifacts.items()):
+        path = out_dir / Path(rel).name
+        digest = written.get(path) if written is not None else (file_digest(path) if path.is_file() else None)
+        if digest is None:
+            del record.artifacts[name]
+        else:
+            record.checksums[name] = digest
     atomic_write_json(out_dir / RECORD_JSON, record.to_json())

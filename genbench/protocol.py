@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -175,7 +176,12 @@ class RunRequest:
         (),
     )
     seeds: tuple[int, ...] = option("training seeds, e.g. 0,1,2: each cell is trained once per seed", "seeds", (0,))
-    resume: bool = option("reuse finished cells already in --out", "bool", False)
+    resume: bool = option(
+        "continue the run in --out: reuse its finished cells whose record and files check out, run the rest "
+        "(without it, a folder that holds results is refused)",
+        "bool",
+        False,
+    )
     # Enforced by genbench.guard (a SIGALRM in the main thread, and checks between steps everywhere).
     cell_timeout: float | None = option(
         "seconds one cell (setup, training, sampling, evaluation) may run before it is stopped as failed "
@@ -217,6 +223,14 @@ class PhaseTiming:
         return self.items / self.seconds if self.seconds > 0 and self.items else 0.0
 
 
+@dataclass(frozen=True)
+class FileDigest:
+    """Size and sha256 of a file as it was written: --resume trusts a file only if it still matches."""
+
+    size: int
+    sha256: str
+
+
 @dataclass
 class CellRecord:
     """Everything a cell produced; serialised to ``record.json`` and one row of ``results.csv``."""
@@ -241,6 +255,8 @@ class CellRecord:
     protocol: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)  # backbones, layers, weights, sample counts
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
+    attempt: str = ""  # random id of the run_cell call that wrote this record and its files
+    checksums: dict[str, FileDigest] = field(default_factory=dict)  # artifact name -> the bytes written
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -248,14 +264,67 @@ class CellRecord:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CellRecord:
-        data = dict(data)
-        data["timings"] = {
-            k: PhaseTiming(v["seconds"], v.get("items", 0), v.get("peak_mem_mb", 0.0))
-            for k, v in data.get("timings", {}).items()
-        }
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_json(cls, data: Any) -> CellRecord:
+        """A record from its JSON; raises ValueError naming the first field of the wrong type.
+
+        ``record.json`` is read back from disk on ``--resume``, so every field is checked
+        like user input: a record that is malformed in any way is recomputed, never trusted.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a record is a JSON object, not {type(data).__name__}")
+        for name in ("cell_id", "model", "dataset", "seed", "hyper"):
+            if name not in data:
+                raise ValueError(f"no {name!r}")
+        get = data.get
+        timings = {}
+        for phase, t in _mapping(get("timings", {}), "timings").items():
+            t = _mapping(t, f"timings.{phase}")
+            seconds, items = _number(t.get("seconds"), "seconds"), _int(t.get("items", 0), "items")
+            timings[phase] = PhaseTiming(seconds, items, _number(t.get("peak_mem_mb", 0.0), "peak_mem_mb"))
+        checksums = {}
+        for name, d in _mapping(get("checksums", {}), "checksums").items():
+            d = _mapping(d, f"checksums.{name}")
+            size, sha = _int(d.get("size"), "size"), d.get("sha256")
+            if size < 0 or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+                raise ValueError(f"checksums.{name}: expected a size >= 0 and a sha256 in hex")
+            checksums[name] = FileDigest(size, sha)
+        status = get("status", "ok")
+        if status not in ("ok", "failed", "diverged"):
+            raise ValueError(f"status {str(status)[:20]!r}")
+        better = _mapping(get("metric_better", {}), "metric_better")
+        if any(v not in ("lower", "higher") for v in better.values()):
+            raise ValueError("metric_better: expected 'lower' or 'higher'")
+        evaluation = _mapping(get("evaluation", {}), "evaluation")
+        for name, b in _mapping(evaluation.get("backbones", {}), "evaluation.backbones").items():
+            _mapping(b, f"evaluation.backbones.{name}")  # read by protocol_columns()
+        error = get("error")
+        history = get("history", [])
+        if not isinstance(history, list):
+            raise ValueError("history: expected a list")
+        return cls(
+            cell_id=_str(get("cell_id"), "cell_id"),
+            model=_str(get("model"), "model"),
+            dataset=_str(get("dataset"), "dataset"),
+            seed=_int(get("seed"), "seed"),
+            hyper=_mapping(get("hyper"), "hyper"),
+            status=status,
+            error=None if error is None else _str(error, "error"),
+            metrics={k: _number(v, f"metrics.{k}") for k, v in _mapping(get("metrics", {}), "metrics").items()},
+            metric_better=better,
+            metric_notes=_strings(get("metric_notes", {}), "metric_notes"),
+            flags=[_str(f, "flags") for f in _list(get("flags", []), "flags")],
+            extras=_mapping(get("extras", {}), "extras"),
+            timings=timings,
+            params={k: _int(v, f"params.{k}") for k, v in _mapping(get("params", {}), "params").items()},
+            history=[{k: _number(v, f"history.{k}") for k, v in _mapping(h, "history").items()} for h in history],
+            device=_str(get("device", "cpu"), "device"),
+            environment=_strings(get("environment", {}), "environment"),
+            protocol=_mapping(get("protocol", {}), "protocol"),
+            evaluation=evaluation,
+            artifacts=_strings(get("artifacts", {}), "artifacts"),
+            attempt=_str(get("attempt", ""), "attempt"),
+            checksums=checksums,
+        )
 
     def row(self) -> dict[str, Any]:
         """The flat ``results.csv`` row: identity, hyper-parameters, metrics, timings, status."""
@@ -298,3 +367,44 @@ class CellRecord:
             "torch_fidelity": ev.get("torch_fidelity"),
             "torch": ev.get("torch"),
         }
+
+
+# -- checking JSON read back from disk ---------------------------------------------------------------
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected a string")
+    return value
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what}: expected an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what}: expected a number")
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float
+        raise ValueError(f"{what}: out of range") from None
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what}: expected a list")
+    return value
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{what}: expected an object")
+    return value
+
+
+def _strings(value: Any, what: str) -> dict[str, str]:
+    return {k: _str(v, f"{what}.{k}") for k, v in _mapping(value, what).items()}

@@ -24,6 +24,9 @@ weights, layers, resizing, KID/IS/precision-recall settings, library versions,
 seeds) is shown once above the table: the Rich title, the Markdown paragraph
 before the table, and, in the CSV (which has no place above a header that every
 CSV reader understands), a trailing ``protocol`` column repeating that line.
+The CSV guards text that a spreadsheet would run as a formula
+(:func:`genbench.results.csv_safe`); the sample previews are only ever paths
+inside the run's ``cells/`` folder.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from genbench.folder import CELLS, safe_relative
 from genbench.protocol import IDENTITY_COLUMNS
-from genbench.results import read_manifest, read_results
+from genbench.results import read_manifest, read_results, safe_csv_text
 from genbench.stats import Direction, Mark, Summary, rank, summarize
 
 Format = Literal["rich", "csv", "markdown"]
@@ -299,7 +303,8 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
         row[-1] = _status(g)
         ok_seeds.append((len(ok), len(g)))
         rows.append(row)
-        shown = [p for p in (ok if len(ok) else g).get("samples_png", []) if isinstance(p, str) and p]
+        # read from a file: only a plain path inside the run's cells/ becomes a link (no "..", "/x", "http:")
+        shown = [p for p in (ok if len(ok) else g).get("samples_png", []) if safe_relative(p, (CELLS,))]
         previews.append(shown[0] if shown else "")
 
     best: set[tuple[int, int]] = set()
@@ -388,7 +393,7 @@ def to_csv(table: ComparisonTable) -> str:
     ]
     frame["preview"] = table.previews
     frame["protocol"] = table.protocol
-    return str(frame.to_csv(index=False))
+    return safe_csv_text(frame)  # text that a spreadsheet would run as a formula is guarded
 
 
 def to_rich(table: ComparisonTable, out_dir: Path | None = None) -> Any:

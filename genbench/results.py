@@ -4,19 +4,36 @@ Every file is written to a temporary name in the same folder and renamed into
 place, so an interrupted run (Ctrl-C, a crash, a killed job) leaves either the
 previous complete file or the new complete file, never half of one.
 
+Files get the permissions the user's umask gives new files (``0o666 & ~umask``),
+not the owner-only mode of a temporary file, so a team folder stays readable.
+
 Layout of ``<out>``::
 
+    .genbench.lock           held by the run writing the folder (genbench.folder)
     run.json                 protocol, versions, metric directions, plugin problems
     results.csv              one row per model x cell x seed
     cells/<cell_id>/record.json, samples.png, curves.png, history.csv, checkpoint.pt
+
+CSV files are safe to open in a spreadsheet: a text cell that starts with
+``= + - @``, a tab or a carriage return (or with the guard ``'`` itself) gets a
+leading ``'``, so it is never read as a formula; numbers stay numbers (-3.5, and
+text that is a plain number such as "-5"). :func:`read_results` removes the
+guard again, so tables and scripts see the original text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import csv
+import hashlib
 import json
+import numbers
 import os
+import re
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +41,59 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from genbench.protocol import CellRecord
+from genbench.protocol import CellRecord, FileDigest
 
 RESULTS_CSV = "results.csv"
 RUN_JSON = "run.json"
 RECORD_JSON = "record.json"
+MAX_RECORD_BYTES = 64 << 20  # a record.json larger than this is not read (history of ~300k epochs)
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_umask_lock = threading.Lock()
+_written: contextvars.ContextVar[dict[Path, FileDigest] | None] = contextvars.ContextVar("written", default=None)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore; the lock keeps our own threads from racing
+        old = os.umask(0o077)
+        os.umask(old)
+    return old
+
+
+def file_digest(path: Path) -> FileDigest:
+    """Size and sha256 of the file at ``path``."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, h.hexdigest())
+
+
+@contextlib.contextmanager
+def recording_writes() -> Iterator[dict[Path, FileDigest]]:
+    """Collect ``{path: digest}`` of every file :func:`atomic_path` writes inside the block.
+
+    The digest is taken from the temporary file just before it is renamed into
+    place: it describes the bytes this code wrote, whatever happens to the file later.
+    """
+    ledger: dict[Path, FileDigest] = {}
+    token = _written.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _written.reset(token)
 
 
 @contextlib.contextmanager
@@ -39,6 +104,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a new file's usual mode instead
+        ledger = _written.get()
+        if ledger is not None:
+            ledger[path] = file_digest(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -65,17 +134,79 @@ def records_frame(records: Sequence[CellRecord]) -> pd.DataFrame:
     return pd.DataFrame([r.row() for r in records]).convert_dtypes()
 
 
+# -- spreadsheet-safe CSV ---------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_GUARD = "'"
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_text(value: str) -> str:
+    """``value`` guarded for a spreadsheet: ``'`` before a leading ``= + - @``, tab, CR or ``'``.
+
+    A plain number written as text ("-5", "+1e-3") is left alone: a spreadsheet reads it as the number.
+    """
+    if value.startswith(_GUARD) or (value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value)):
+        return _GUARD + value
+    return value
+
+
+def csv_original(value: str) -> str:
+    """The text :func:`csv_text` guarded."""
+    return value[1:] if value.startswith(_GUARD) else value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell and header guarded by :func:`csv_text`; numbers untouched."""
+
+    def cell(value: Any) -> Any:
+        if value is None or value is pd.NA or isinstance(value, numbers.Number):
+            return value
+        return csv_text(value if isinstance(value, str) else str(value))
+
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].astype(object).map(cell)
+    out.columns = [csv_text(str(c)) for c in out.columns]
+    return out
+
+
+def safe_csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV for spreadsheets: formula text guarded, numbers bare.
+
+    Text is quoted when it must be: pandas quotes a comma, a quote or a newline, but leaves
+    a carriage return bare, which ends the row in most readers; when any text holds one,
+    every text cell is quoted.
+    """
+    safe = csv_safe(frame)
+    texts = [str(c) for c in safe.columns]
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            texts += [v for v in safe[column] if isinstance(v, str)]
+    quoting = csv.QUOTE_NONNUMERIC if any("\r" in t for t in texts) else csv.QUOTE_MINIMAL
+    return str(safe.to_csv(index=False, quoting=quoting))
+
+
+def _csv_restore(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: csv_original(v) if isinstance(v, str) else v)
+    frame.columns = [csv_original(str(c)) for c in frame.columns]
+    return frame
+
+
 def write_results(out_dir: Path, records: Sequence[CellRecord]) -> Path:
     path = out_dir / RESULTS_CSV
-    atomic_write_text(path, records_frame(records).to_csv(index=False))
+    atomic_write_text(path, safe_csv_text(records_frame(records)))
     return path
 
 
 def read_results(out_dir: Path) -> pd.DataFrame:
+    """``results.csv`` as written, the spreadsheet guard removed (the original text of every cell)."""
     path = out_dir / RESULTS_CSV
     if not path.is_file():
         raise FileNotFoundError(path)
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return _csv_restore(pd.read_csv(path, keep_default_na=False, na_values=[""]))
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
@@ -83,11 +214,56 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def open_inside(root: Path, parts: Sequence[str]) -> int:
+    """Open ``root/parts...`` for reading, following no symbolic link below ``root``; return the descriptor.
+
+    Raises OSError when a part is missing, is a link (ELOOP) or a folder is not one.
+    """
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def matches(root: Path, parts: Sequence[str], digest: FileDigest) -> bool:
+    """Whether ``root/parts...`` is a regular file, reached without links, of ``digest``'s size and sha256."""
+    try:
+        fd = open_inside(root, parts)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != digest.size:
+            return False
+        h = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest() == digest.sha256
+
+
 def read_record(cell_dir: Path) -> CellRecord | None:
-    path = cell_dir / RECORD_JSON
-    if not path.is_file():
+    """The record in ``cell_dir``, or None when there is none or it cannot be trusted.
+
+    Neither ``cell_dir`` nor its ``record.json`` may be a symbolic link; the file must be
+    UTF-8 JSON of the record's shape (any other type, a wrong field, a huge number or a
+    file over 64 MiB gives None). An older or foreign record is recomputed, never trusted.
+    """
+    try:
+        fd = open_inside(cell_dir.parent, (cell_dir.name, RECORD_JSON))
+    except OSError:
         return None
     try:
-        return CellRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, KeyError):
-        return None  # a record from an older or foreign format is recomputed, not trusted
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            raw = f.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            return None
+        return CellRecord.from_json(json.loads(raw.decode("utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, RecursionError, OverflowError):
+        return None

@@ -4,6 +4,12 @@ The runner never prints. Progress goes to an ``on_event`` callback (the CLI
 turns events into Rich progress bars) and the result is returned as a
 :class:`RunResult`. ``results.csv`` and ``run.json`` are rewritten atomically
 after every cell, so stopping a grid keeps every finished cell.
+
+The whole run holds the folder's lock (:class:`genbench.folder.RunFolder`): a
+second run into the same ``out_dir`` refuses before any work, and so does a run
+without ``resume`` into a folder that already holds results. With ``resume`` a
+cell is reused only if its record and its files are those of one finished
+attempt (:func:`genbench.folder.intact`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Protocol as TypingProtocol
 from genbench.cell import environment, run_cell
 from genbench.data import load_data
 from genbench.errors import GenbenchError, choices
+from genbench.folder import RunFolder, intact
 from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
@@ -79,7 +86,12 @@ class RunResult:
 
 class Executor(TypingProtocol):
     """Runs cell specs and yields their records in order. Cells share nothing, so an
-    executor may run them in processes or on other machines."""
+    executor may run them in processes or on other machines.
+
+    :func:`run_grid` holds the run folder's lock while the executor runs; a cell writes
+    only under its own ``cells/<id>`` and takes no lock of its own. A driver of its own
+    can do the same with ``with RunFolder(out_dir) as folder:`` (:mod:`genbench.folder`).
+    """
 
     def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]: ...
 
@@ -134,13 +146,21 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _reusable(spec: CellSpec) -> CellRecord | None:
-    """A finished record of the same cell (same hyper-parameters and protocol), if one is on disk."""
+def _reusable(spec: CellSpec, out_dir: Path) -> CellRecord | None:
+    """A finished record of the same cell (same hyper-parameters and protocol), if one is on disk
+    and its files are those its attempt wrote; anything malformed or foreign means "run it again"."""
     old = read_record(spec.out_dir)
     if old is None or old.status != "ok":
         return None
-    same = _as_json([old.hyper, old.protocol]) == _as_json([spec.hyper, spec.protocol.manifest()])
-    return old if same else None
+    if (old.cell_id, old.model, old.dataset, old.seed) != (spec.cell_id, spec.model, spec.protocol.dataset, spec.seed):
+        return None  # a record copied from another cell's folder
+    if old.model not in get_registry().models:
+        return None
+    try:
+        same = _as_json([old.hyper, old.protocol]) == _as_json([spec.hyper, spec.protocol.manifest()])
+    except (ValueError, RecursionError):  # nested too deep to compare: not ours
+        return None
+    return old if same and intact(out_dir, old) else None
 
 
 def run_grid(
@@ -148,10 +168,27 @@ def run_grid(
     on_event: EventCallback | None = None,
     executor: Executor | None = None,
 ) -> RunResult:
-    """Run every cell of ``request``; return all records (also written under ``out_dir``)."""
-    emit: EventCallback = on_event or (lambda _e: None)
+    """Run every cell of ``request``; return all records (also written under ``out_dir``).
+
+    Raises GenbenchError before any work for bad input, for a folder that another run
+    holds, and for a folder that holds results when ``request.resume`` is False.
+    """
     cells = validate(request)
-    reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c)) is not None}
+    with RunFolder(request.out_dir) as folder:
+        if not request.resume:
+            folder.require_fresh()
+        folder.check_cells(cells)
+        return _run_cells(request, cells, on_event, executor)
+
+
+def _run_cells(
+    request: RunRequest,
+    cells: list[CellSpec],
+    on_event: EventCallback | None,
+    executor: Executor | None,
+) -> RunResult:
+    emit: EventCallback = on_event or (lambda _e: None)
+    reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c, request.out_dir)) is not None}
     todo = [c for c in cells if c.cell_id not in reused]
     emit(Planned(tuple(cells), len(todo)))
     p = request.protocol

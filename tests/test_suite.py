@@ -153,7 +153,7 @@ def test_strings_and_lists_are_both_accepted() -> None:
 
 # -- bad input: one line naming the file, the key and the valid choices; exit 2; nothing written --
 BAD = [
-    ('modles = ["gan"]', "unknown key 'modles'; valid: 'backbone_weights', 'backbones', 'cache_dir', 'cell_timeout', 'data_dir',"),
+    ('modles = ["gan"]', "unknown key 'modles'; valid: 'backbone_weights', 'backbones', 'cache_dir', 'cell_timeout',"),
     ('models = ["gan"]\nepochs = "five"', "'epochs' must be an integer, got 'five'"),
     ('models = ["gan"]\nepochs = 0', "'epochs' must be an integer >= 1, got 0"),
     ('models = ["gan"]\neval_samples = 1.5', "'eval_samples' must be an integer, got 1.5"),
