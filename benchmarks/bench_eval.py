@@ -13,7 +13,7 @@ Two figures, measured in one process:
 
     ``genbench``
         build an :class:`~genbench.metrics.base.EvalContext` and run
-        :func:`genbench.cell.evaluate` (what every cell of ``genbench run`` does), with the
+        :func:`genbench.run.cell.evaluate` (what every cell of ``genbench run`` does), with the
         reference statistics already in genbench's cache (warm, as for every cell after
         the first).
     ``direct``
@@ -30,7 +30,7 @@ Two figures, measured in one process:
 
 (b) ``second/first``: the evaluate time of the second cell of a grid over the first's,
     from ``record.timings["evaluate"].seconds`` of a two-cell grid run through
-    :func:`genbench.runner.run_grid` (``--grid-model gan --grid z_dim=32,64``, ``--grid-epochs``
+    :func:`genbench.run.runner.run_grid` (``--grid-model gan --grid z_dim=32,64``, ``--grid-epochs``
     1, the same four metrics, backbone ``domain``). Each of ``--grid-repeats`` runs starts
     from a fresh cache folder that holds the trained domain classifier (``backbones/``,
     copied in) and an empty ``reference/``: the first cell extracts the reference features
@@ -72,8 +72,6 @@ import torch_fidelity
 from common import cpu_name, summary
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from genbench.cell import evaluate
-from genbench.data import load_data
 from genbench.datasets.base import LoadedData, Split
 from genbench.errors import GenbenchError
 from genbench.hyper import build
@@ -84,8 +82,10 @@ from genbench.metrics.fidelity import RNG_SEED
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, Protocol, default_cache_dir
-from genbench.runner import RunRequest, run_grid
-from genbench.timing import resolve_device, synchronize
+from genbench.run.cell import evaluate
+from genbench.run.data import load_data
+from genbench.run.runner import RunRequest, run_grid
+from genbench.run.timing import resolve_device, synchronize
 
 GOAL_A = 1.05  # genbench/direct evaluation time, warm reference caches on both sides
 GOAL_B = 0.6  # second cell's evaluate time over the first's (the first fills the reference cache)

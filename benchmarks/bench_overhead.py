@@ -5,7 +5,7 @@ initial weights), on the same in-memory tensors, with the same batch order and t
 same number of full batches per epoch. Only the loop around the model differs:
 
 ``harness``
-    ``genbench.train.train(model, split, epochs, batch_size, seed)``: what
+    ``genbench.run.train.train(model, split, epochs, batch_size, seed)``: what
     ``genbench run`` does (per-epoch loss means, NaN check, history).
 ``plain``
     what a user writes around the same model API: ``torch.randperm`` from a seeded
@@ -50,15 +50,15 @@ import torch
 import torch.nn.functional as F
 from common import cpu_name, summary
 
-from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
 from genbench.hyper import build
 from genbench.models.adversarial import AdversarialModel
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
-from genbench.timing import resolve_device, synchronize
-from genbench.train import batches_per_epoch, train
+from genbench.run.data import load_data
+from genbench.run.timing import resolve_device, synchronize
+from genbench.run.train import batches_per_epoch, train
 
 GOAL = 0.97  # harness/plain throughput the harness aims to stay above
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from genbench.errors import GenbenchError
-from genbench.grid import parse_seeds
 from genbench.protocol import CellRecord, Protocol
-from genbench.runner import RunRequest, run_grid
-from genbench.stats import summarize
+from genbench.reporting.stats import summarize
+from genbench.run.grid import parse_seeds
+from genbench.run.runner import RunRequest, run_grid
 
 
 @dataclass

@@ -56,8 +56,8 @@ def run(config: Path | None = None, **flags: Any) -> None:
     from genbench.console import ProgressReporter
     from genbench.options import parse_flag
     from genbench.plugins import get_registry
-    from genbench.report import load_table, to_rich
-    from genbench.runner import run_grid
+    from genbench.reporting.table import load_table, to_rich
+    from genbench.run.runner import run_grid
 
     registry = get_registry()
     suite = load_suite(config) if config is not None else Suite()
@@ -189,7 +189,7 @@ def table(
     format: Annotated[TableFormat, typer.Option("--format", help="rich, csv or markdown")] = TableFormat.rich,
 ) -> None:
     """Re-render the comparison table of a finished (or interrupted) run from disk."""
-    from genbench.report import render
+    from genbench.reporting.table import render
 
     if not (out / "results.csv").is_file():
         raise GenbenchError(f"{out}: no results.csv here; pass the folder a `genbench run --out` wrote")

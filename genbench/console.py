@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from genbench.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
+from genbench.run.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
 
 
 class ProgressReporter:

@@ -39,7 +39,7 @@ from genbench.results import RECORD_JSON, RESULTS_CSV, RUN_JSON, matches
 LOCK_NAME = ".genbench.lock"
 CELLS = "cells"
 # What a path read back from a run folder may look like: the characters of cell ids
-# (genbench.grid.cell_id) and file names, "/" between parts; nothing that a Markdown
+# (genbench.run.grid.cell_id) and file names, "/" between parts; nothing that a Markdown
 # link, a shell or a URL would read differently.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*")
 _MAX_PATH = 1024
@@ -185,7 +185,7 @@ def safe_relative(text: object, under: tuple[str, ...] = ()) -> tuple[str, ...] 
     return parts
 
 
-# Artifacts an ok cell always writes (genbench.cell.run_cell); a record without them is not a finished attempt.
+# Artifacts an ok cell always writes (genbench.run.cell.run_cell); a record without them is not a finished attempt.
 REQUIRED_ARTIFACTS = ("samples", "checkpoint")
 
 

@@ -8,7 +8,7 @@ derived from these declarations, with no per-option code anywhere:
 - the ``genbench run`` command-line options and their ``--help`` (:func:`cli_parameters`),
 - the TOML suite keys, their type and range checks and messages (:meth:`Option.from_toml`),
 - the range and choice checks of flags and library calls (:meth:`Option.check`, run by
-  :func:`check_request` from ``genbench.runner.validate``, before any work),
+  :func:`check_request` from ``genbench.run.runner.validate``, before any work),
 - the option table of the README (:func:`markdown_table`; a test keeps the two equal).
 
 Plain dataclass field metadata rather than a validation library (pydantic was weighed):
@@ -196,7 +196,7 @@ def parse_flag(opt: Option, raw: Any) -> Any:
     if opt.kind == "names":
         return tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
     if opt.kind == "seeds":
-        from genbench.grid import parse_seeds
+        from genbench.run.grid import parse_seeds
 
         return parse_seeds(raw)
     if opt.kind == "weights":

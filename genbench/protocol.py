@@ -182,7 +182,7 @@ class RunRequest:
         "bool",
         False,
     )
-    # Enforced by genbench.guard (a SIGALRM in the main thread, and checks between steps everywhere).
+    # Enforced by genbench.run.guard (a SIGALRM in the main thread, and checks between steps everywhere).
     cell_timeout: float | None = option(
         "seconds one cell (setup, training, sampling, evaluation) may run before it is stopped as failed "
         "and the grid goes on",

@@ -45,7 +45,7 @@ backbone's entry; ``--epochs`` drops the file's ``epochs`` grid axes and a
 
 As a library::
 
-    from genbench.runner import run_grid, validate
+    from genbench.run.runner import run_grid, validate
     from genbench.suite import load_suite
 
     suite = load_suite("benchmarks/lab-report.toml").override(epochs=1)
@@ -68,15 +68,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from genbench.errors import GenbenchError, choices
-from genbench.grid import parse_axis
 from genbench.hyper import build, field_types, parse_value
 from genbench.options import ALL, Option, all_options
+from genbench.run.grid import parse_axis
 
 if TYPE_CHECKING:
     from genbench.plugins import Registry
     from genbench.protocol import RunRequest
 
-ALL_METRICS = ALL  # the same word as genbench.runner.ALL_METRICS (not imported: the runner is slow to import)
+ALL_METRICS = ALL  # the same word as genbench.run.runner.ALL_METRICS (not imported: the runner is slow to import)
 # Every suite key is an option of genbench run, by its key; the grid is one of them.
 OPTIONS: dict[str, Option] = {o.key: o for o in all_options() if o.toml}
 

@@ -25,15 +25,15 @@ import pytest
 import torch
 
 import genbench
-from genbench.cell import environment, run_cell
-from genbench.contract import ContractError, check_batch, check_values
-from genbench.data import load_data
 from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError
 from genbench.protocol import CellRecord, Protocol
 from genbench.results import read_record
-from genbench.runner import RunRequest, run_grid, validate
-from genbench.train import Diverged
+from genbench.run.cell import environment, run_cell
+from genbench.run.contract import ContractError, check_batch, check_values
+from genbench.run.data import load_data
+from genbench.run.runner import RunRequest, run_grid, validate
+from genbench.run.train import Diverged
 
 from .conftest import FakeModels, TinyModel
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from genbench.data import fingerprint, load_data
 from genbench.datasets.base import LoadOptions
 from genbench.datasets.torchvision_sets import MNIST
 from genbench.datasets.toy2d import grid, ring, spiral
 from genbench.errors import GenbenchError
+from genbench.run.data import fingerprint, load_data
 
 
 @pytest.mark.parametrize(

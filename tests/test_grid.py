@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from genbench.errors import GenbenchError
-from genbench.grid import GridAxis, parse_axis, parse_seeds, plan_cells
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
+from genbench.run.grid import GridAxis, parse_axis, parse_seeds, plan_cells
 
 PROTOCOL = Protocol("digits", ("fid",))
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from genbench.errors import GenbenchError
-from genbench.health import evaluation_flags, training_flags
 from genbench.models.base import Capability
 from genbench.protocol import CellRecord, Protocol
-from genbench.report import comparison
+from genbench.reporting.table import comparison
 from genbench.results import records_frame
-from genbench.runner import RunRequest, run_grid
+from genbench.run.health import evaluation_flags, training_flags
+from genbench.run.runner import RunRequest, run_grid
 
 from .conftest import FakeModels, TinyModel
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genbench.images import sample_grid
+from genbench.reporting.images import sample_grid
 
 
 def test_class_balanced_samples_get_one_column_per_class() -> None:

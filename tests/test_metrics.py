@@ -11,7 +11,6 @@ import scipy.linalg
 import torch
 import torch_fidelity
 
-from genbench.data import load_data
 from genbench.datasets.base import DataInfo, LoadedData
 from genbench.errors import GenbenchError
 from genbench.hyper import build
@@ -24,6 +23,7 @@ from genbench.metrics.reconstruction import ELBO, ReconstructionError
 from genbench.models.base import Capability
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
+from genbench.run.data import load_data
 
 from .conftest import TinyModel
 

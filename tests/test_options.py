@@ -70,20 +70,20 @@ DUMMY = textwrap.dedent(
 
     declarations.RunRequest = RunRequest  # the one declaration; nothing else is touched
 
-    import genbench.runner
+    import genbench.run.runner
     from genbench.cli import main
     from genbench.options import markdown_table
     from genbench.suite import load_suite
 
     out = Path(sys.argv[1])
     assert "| `--dummy-knob` | `dummy_knob` | integer | `3` | a knob only this test has (>= 1) |" in markdown_table()
-    captured, real_run_grid = [], genbench.runner.run_grid
-    genbench.runner.run_grid = lambda request, on_event=None: captured.append(request) or sys.exit(0)
+    captured, real_run_grid = [], genbench.run.runner.run_grid
+    genbench.run.runner.run_grid = lambda request, on_event=None: captured.append(request) or sys.exit(0)
     try:
         main(["run", "--models", "gan", "--dummy-knob", "5", "--out", str(out)])
     except SystemExit:
         pass
-    genbench.runner.run_grid = real_run_grid
+    genbench.run.runner.run_grid = real_run_grid
     assert captured[0].dummy_knob == 5, captured
     (out.parent / "s.toml").write_text('models = ["gan"]\\ndummy_knob = 7\\n')
     assert load_suite(out.parent / "s.toml").request().dummy_knob == 7

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from genbench.protocol import CellRecord
-from genbench.report import comparison, format_summary, render, to_csv, to_markdown, to_rich
+from genbench.reporting.stats import Summary
+from genbench.reporting.table import comparison, format_summary, render, to_csv, to_markdown, to_rich
 from genbench.results import atomic_write_json, records_frame, write_results
-from genbench.stats import Summary
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom (tables)
 

@@ -24,7 +24,7 @@ from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.folder import LOCK_NAME, RunFolder, lock_run_folder
 from genbench.protocol import CellRecord, Protocol
-from genbench.report import comparison, render, to_markdown
+from genbench.reporting.table import comparison, render, to_markdown
 from genbench.results import (
     RESULTS_CSV,
     atomic_write_json,
@@ -34,7 +34,7 @@ from genbench.results import (
     read_results,
     write_results,
 )
-from genbench.runner import CellFinished, Planned, RunRequest, run_grid
+from genbench.run.runner import CellFinished, Planned, RunRequest, run_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = "tiny_s0"
@@ -116,7 +116,7 @@ def test_a_run_without_resume_into_a_folder_with_results_refuses_before_any_work
     def no_work(*_: object) -> None:
         raise AssertionError("the dataset was loaded")
 
-    monkeypatch.setattr("genbench.runner.load_data", no_work)
+    monkeypatch.setattr("genbench.run.runner.load_data", no_work)
     message = f"{out} already holds results ({leftover}); use --resume to continue that run or another --out"
     with pytest.raises(GenbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_grid(tiny_request(out, cache_dir))
@@ -142,14 +142,14 @@ def test_the_cli_refuses_a_used_folder_with_exit_2(
 KILLED_RERUN = """
 import os, sys
 from pathlib import Path
-import genbench.cell
+import genbench.run.cell
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
-from genbench.runner import RunRequest, run_grid
+from genbench.run.runner import RunRequest, run_grid
 from tests.conftest import FakeModels, TinyModel
 
 get_registry().add_plugin("test-models", lambda: FakeModels(TinyModel), "test")
-genbench.cell.evaluate = lambda *a, **k: os._exit(9)  # killed after samples and checkpoint, before the record
+genbench.run.cell.evaluate = lambda *a, **k: os._exit(9)  # killed after samples and checkpoint, before the record
 out, cache = Path(sys.argv[1]), Path(sys.argv[2])
 run_grid(RunRequest(("tiny",), Protocol("digits", (), eval_samples=50, epochs=3, cache_dir=cache), out, resume=True))
 """
@@ -340,8 +340,8 @@ def test_a_linked_cell_folder_is_refused_and_nothing_is_written_through_it(
 def test_run_cell_alone_does_not_write_through_a_linked_cell_folder(
     tmp_path: Path, cache_dir: Path, tiny_models: None
 ) -> None:
-    from genbench.cell import run_cell
-    from genbench.runner import validate
+    from genbench.run.cell import run_cell
+    from genbench.run.runner import validate
 
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     (spec,) = validate(tiny_request(out, cache_dir))

@@ -12,7 +12,7 @@ import torch
 from genbench.errors import GenbenchError
 from genbench.protocol import Protocol
 from genbench.results import read_record
-from genbench.runner import CellFinished, CellProgress, CellStarted, Planned, RunRequest, run_grid
+from genbench.run.runner import CellFinished, CellProgress, CellStarted, Planned, RunRequest, run_grid
 
 
 def request(out: Path, cache: Path, models: tuple[str, ...], grid: tuple[str, ...] = (), **kw) -> RunRequest:  # type: ignore[no-untyped-def]
@@ -95,7 +95,7 @@ def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
 def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
     tmp_path: Path, cache_dir: Path, tiny_models: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import genbench.runner as runner_mod
+    import genbench.run.runner as runner_mod
 
     real_run_cell = runner_mod.run_cell
     calls: list[str] = []

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genbench.stats import Summary, rank, summarize, t_halfwidth
+from genbench.reporting.stats import Summary, rank, summarize, t_halfwidth
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 and 3 degrees of freedom (tables)
 T_975_DF3 = 3.182446305284263

@@ -12,7 +12,7 @@ import pytest
 from genbench.cli import main
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
-from genbench.runner import ALL_METRICS, RunRequest, validate
+from genbench.run.runner import ALL_METRICS, RunRequest, validate
 from genbench.suite import Suite, load_suite, parse_suite
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -40,7 +40,7 @@ def cli_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     def fake_run_grid(request: RunRequest, on_event: Any = None) -> None:
         raise Captured(request)
 
-    monkeypatch.setattr("genbench.runner.run_grid", fake_run_grid)
+    monkeypatch.setattr("genbench.run.runner.run_grid", fake_run_grid)
 
     def call(*args: str) -> RunRequest:
         with pytest.raises(Captured) as caught:

@@ -16,8 +16,6 @@ import pytest
 import torch
 
 import genbench
-from genbench.cell import evaluate
-from genbench.data import load_data
 from genbench.datasets.base import DataInfo, LoadedData, LoadOptions, Split
 from genbench.datasets.toy2d import N_TEST, N_TRAIN, Grid, Ring, RingNamed, Spiral, Toy2D
 from genbench.hyper import build
@@ -26,11 +24,13 @@ from genbench.metrics.toy import Histogram2D, ModeCoverage, SampleDistance, two_
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, Protocol
+from genbench.run.cell import evaluate
+from genbench.run.data import load_data
 
 N = 1000  # generated and reference points per evaluation (the protocol's default eval_samples)
 METRICS: tuple[Metric, ...] = (ModeCoverage(), Histogram2D(), SampleDistance())
 
-# sha256 fingerprints (genbench.data.fingerprint) of the toy datasets, recorded before
+# sha256 fingerprints (genbench.run.data.fingerprint) of the toy datasets, recorded before
 # the generators were refactored to expose their modes: the data must stay bit-identical.
 FINGERPRINTS = {
     "toy2d": "cef38f9311b0c179afebebadd295c3de940ab3b08e7999f6df8dc023f249646f",

@@ -23,13 +23,13 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genbench.cli import main
-from genbench.data import load_data
 from genbench.datasets.base import LoadedData
 from genbench.errors import GenbenchError
 from genbench.metrics.backbones import BACKBONES, HubBackbone, resolve_backbone
 from genbench.metrics.fidelity import FID
 from genbench.metrics.weights import read_state_dict
 from genbench.protocol import Protocol
+from genbench.run.data import load_data
 
 
 class Bait:

@@ -5,7 +5,7 @@ hyper-parameter dataclass and a :class:`~genbench.datasets.DataInfo`. The harnes
 owns the training loop: it moves the model to the device, feeds it shuffled
 mini-batches through :meth:`GenerativeModel.train_step`, averages the returned
 scalars per epoch, stops on divergence, times every phase, holds the samples to
-the sample contract (:mod:`genbench.contract`) and evaluates them. That
+the sample contract (:mod:`genbench.run.contract`) and evaluates them. That
 is what keeps the protocol identical for every model.
 
 See ``docs/plugins.md`` for a complete worked example.

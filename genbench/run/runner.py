@@ -23,11 +23,8 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from genbench.cell import environment, run_cell
-from genbench.data import load_data
 from genbench.errors import GenbenchError, choices
 from genbench.folder import RunFolder, intact
-from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
@@ -35,7 +32,10 @@ from genbench.options import check_request
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, RunRequest
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
-from genbench.timing import resolve_device
+from genbench.run.cell import environment, run_cell
+from genbench.run.data import load_data
+from genbench.run.grid import parse_axis, plan_cells
+from genbench.run.timing import resolve_device
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
 

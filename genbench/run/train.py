@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from genbench.datasets.base import Split
-from genbench.health import loss_problem
 from genbench.models.base import GenerativeModel
+from genbench.run.health import loss_problem
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 # Exceptions that mean the numbers blew up rather than that the code is wrong: a Cholesky
@@ -36,7 +36,7 @@ NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
 class Diverged(Exception):
     """Training or evaluation blew up numerically; the cell is marked ``diverged`` with this reason.
 
-    See :mod:`genbench.health` for the rules: a NaN, infinite or exploded loss, a
+    See :mod:`genbench.run.health` for the rules: a NaN, infinite or exploded loss, a
     non-finite weight, non-finite samples, a numerical failure in a sampler or metric.
     """
 
@@ -92,7 +92,7 @@ def train(
     bug), the caller still holds the history of the epochs that finished.
     ``check`` is called before every step and may raise to stop training (the
     cell's time limit). After every epoch training stops with :class:`Diverged`
-    when a logged mean breaks :func:`genbench.health.loss_problem` or a weight is
+    when a logged mean breaks :func:`genbench.run.health.loss_problem` or a weight is
     no longer finite; an epoch whose means are finite is kept in the history.
     """
     result = result if result is not None else TrainResult()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from genbench.datasets.base import DataInfo
-from genbench.train import Diverged
+from genbench.run.train import Diverged
 
 IMAGE_TOLERANCE = 1e-3
 

@@ -4,11 +4,11 @@ The cell loads what it needs itself (the registry and datasets are cached per
 process, never passed in), so the same function runs in a worker process or on
 another machine. Whatever happens, a record comes back: a plugin that raises
 (even ``SystemExit`` or ``KeyboardInterrupt``), breaks the sample contract
-(:mod:`genbench.contract`) or runs past the cell's time limit gives ``failed``
+(:mod:`genbench.run.contract`) or runs past the cell's time limit gives ``failed``
 with its error; a NaN or exploded loss, a non-finite weight or sample, or a
 numerical failure in a sampler or metric gives ``diverged`` with the reason
-(:mod:`genbench.health`). Only the user's Ctrl-C propagates, so the user can stop a
-grid (:mod:`genbench.guard` tells it from a KeyboardInterrupt raised by code).
+(:mod:`genbench.run.health`). Only the user's Ctrl-C propagates, so the user can stop a
+grid (:mod:`genbench.run.guard` tells it from a KeyboardInterrupt raised by code).
 
 Each call is an *attempt* with a random id. It first removes the cell's old
 ``record.json`` (so an attempt that is killed leaves no record that --resume
@@ -32,20 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from genbench import images
-from genbench.contract import ContractError, check_batch, check_values
-from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
 from genbench.folder import cell_folder
-from genbench.guard import CellGuard, CellTimeout, raised_by_plugin
-from genbench.health import evaluation_flags, training_flags
 from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, FileDigest
+from genbench.reporting import images
 from genbench.results import (
     RECORD_JSON,
     atomic_path,
@@ -56,8 +52,12 @@ from genbench.results import (
     file_digest,
     recording_writes,
 )
-from genbench.timing import resolve_device, timed
-from genbench.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
+from genbench.run.contract import ContractError, check_batch, check_values
+from genbench.run.data import load_data
+from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
+from genbench.run.health import evaluation_flags, training_flags
+from genbench.run.timing import resolve_device, timed
+from genbench.run.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
 
 # (cell_id, event, detail): "phase" with the phase name, or "epoch" with (epoch, epochs, means).
 CellCallback = Callable[[str, str, Any], None]

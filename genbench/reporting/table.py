@@ -8,7 +8,7 @@ One row per grid cell. When a cell was trained on several seeds, its rows are
 aggregated (grouped by model, dataset and every hyper-parameter value): each
 metric shows ``mean ± std`` over the seeds whose status is ok (sample std) and,
 under it, the 95% confidence interval of the mean from the t distribution
-(:mod:`genbench.stats`), preceded by ``n=k`` when fewer seeds than were run went
+(:mod:`genbench.reporting.stats`), preceded by ``n=k`` when fewer seeds than were run went
 into it. A column whose value differs between the seeds of one cell (an
 informational metric key, a protocol column) is never a grouping key. The
 status column says ``2/3 ok; s1 failed: ...`` when some seeds failed, and the
@@ -41,8 +41,8 @@ import pandas as pd
 
 from genbench.folder import CELLS, safe_relative
 from genbench.protocol import IDENTITY_COLUMNS
+from genbench.reporting.stats import Direction, Mark, Summary, rank, summarize
 from genbench.results import read_manifest, read_results, safe_csv_text
-from genbench.stats import Direction, Mark, Summary, rank, summarize
 
 Format = Literal["rich", "csv", "markdown"]
 ALWAYS_HYPER = ("z_dim", "lr", "batch_size", "epochs")

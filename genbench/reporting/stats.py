@@ -1,7 +1,7 @@
 """Statistics over training seeds: mean, sample std, t confidence interval, ranking with ties.
 
 Pure functions on plain numbers (no pandas, no I/O), used by the comparison
-tables in :mod:`genbench.report`.
+tables in :mod:`genbench.reporting.table`.
 
 * :func:`summarize` turns the values of one metric over a cell's successful seeds
   into a :class:`Summary`: ``n``, the mean, the sample standard deviation

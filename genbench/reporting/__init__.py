@@ -1,0 +1,1 @@
+"""Reporting a run: comparison tables (table), statistics over seeds (stats), images (images)."""
