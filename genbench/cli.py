@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,9 @@ import typer
 from rich.console import Console
 
 from genbench.errors import GenbenchError
-from genbench.options import all_options, cli_parameters
+from genbench.options import Kind as OptionKind
+from genbench.options import Option, parse_weights
+from genbench.protocol import run_options
 from genbench.suite import Suite, load_suite
 
 app = typer.Typer(
@@ -54,14 +57,13 @@ class TableFormat(StrEnum):
 def run(config: Path | None = None, **flags: Any) -> None:
     """Train and evaluate every model x grid cell x seed; save results and print the table."""
     from genbench.console import ProgressReporter
-    from genbench.options import parse_flag
     from genbench.plugins import get_registry
     from genbench.reporting.table import load_table, to_rich
     from genbench.run.runner import run_grid
 
     registry = get_registry()
     suite = load_suite(config) if config is not None else Suite()
-    suite = suite.override(**{opt.key: parse_flag(opt, flags[opt.key]) for opt, _ in _RUN_OPTIONS})
+    suite = suite.override(**{opt.key: _parse_flag(opt, flags[opt.key]) for opt, _ in _RUN_OPTIONS})
     request = suite.request()
     out_dir = request.out_dir
 
@@ -82,9 +84,51 @@ def run(config: Path | None = None, **flags: Any) -> None:
     )
 
 
+# One typer type per kind of option (genbench.options.Kind); none per option.
+_CLI_TYPE: dict[OptionKind, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "path": Path,
+    "file": Path,
+    "names": str,
+    "seeds": str,
+    "weights": list[str],
+    "grid": list[str],
+}
+
+
+def cli_parameters(options: Iterable[Option]) -> list[tuple[Option, Any]]:
+    """(option, typer annotation) for every command-line option; each defaults to None ("not given")."""
+    out = []
+    for opt in options:
+        if not opt.cli:
+            continue
+        decls = [opt.flag] if opt.kind != "bool" else [f"{opt.flag}/--no-{opt.flag.removeprefix('--')}"]
+        info = typer.Option(*decls, help=opt.help_text(), show_default=False, metavar=opt.metavar or None)
+        out.append((opt, Annotated[_CLI_TYPE[opt.kind] | None, info]))
+    return out
+
+
+def _parse_flag(opt: Option, raw: Any) -> Any:
+    """A command-line value (typer has made numbers, booleans and paths) -> the field's type."""
+    if raw is None:
+        return None
+    if opt.kind == "names":
+        return tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+    if opt.kind == "seeds":
+        from genbench.run.grid import parse_seeds
+
+        return parse_seeds(raw)
+    if opt.kind == "weights":
+        return parse_weights(raw)
+    return raw
+
+
 # `run`'s options are made from their declarations (genbench.options): each defaults to None ("not
 # given"), so that its value comes from --config, else from the declared default shown in --help.
-_RUN_OPTIONS = cli_parameters()
+_RUN_OPTIONS = cli_parameters(run_options())
 _CONFIG = Annotated[
     Path | None, typer.Option(help="a suite file (TOML), e.g. benchmarks/smoke.toml; flags given here win")
 ]
@@ -106,7 +150,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
     if kind is Kind.options:
         return [
             {"name": o.flag, "key": o.key, "kind": o.kind, "group": o.group, "default": o.shown_default, "help": o.help}
-            for o in all_options()
+            for o in run_options()
         ]
     tables: dict[Kind, dict[str, Any]] = {
         Kind.models: registry.models,

@@ -30,12 +30,13 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Any, Literal
 
 from genbench.errors import GenbenchError, choices
 
-if TYPE_CHECKING:
-    from genbench.plugins import Registry
+# Valid names of a table ("models", "datasets", "metrics", "backbones"): given by the caller, so that
+# this module depends on nothing but genbench.errors (the declarations in genbench.protocol use it).
+NameLookup = Callable[[str], Sequence[str]]
 
 Group = Literal["protocol", "run"]
 # How a value is written and checked. One parser per kind, none per option:
@@ -130,10 +131,10 @@ class Option:
             shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else value
             raise GenbenchError(f"{self.flag} {shown}: {problem}")
 
-    def from_toml(self, value: Any, where: str, registry: Registry) -> Any:
+    def from_toml(self, value: Any, where: str, names: NameLookup) -> Any:
         """A suite file's value, typed and checked: ``x.toml: 'epochs' must be an integer >= 1, got 0``."""
         key = self.key
-        typed = _TOML[self.kind](self, value, where, registry)
+        typed = _TOML[self.kind](self, value, where, names)
         problem = self.problem(typed)
         if problem:
             raise GenbenchError(f"{where}: {key!r} {problem}, got {value!r}")
@@ -170,40 +171,13 @@ def declared(cls: type, group: Group) -> tuple[Option, ...]:
     )
 
 
-def all_options() -> tuple[Option, ...]:
-    """Every option of ``genbench run``: the run's selection first (models, grid, seeds), then the protocol."""
-    from genbench.protocol import Protocol, RunRequest
-
-    return declared(RunRequest, "run") + declared(Protocol, "protocol")
-
-
-def by_name() -> dict[str, Option]:
-    return {o.name: o for o in all_options()}
-
-
-def check_request(protocol: Any, request: Any) -> None:
+def check_values(options: Iterable[Option], protocol: Any, request: Any) -> None:
     """Range and choice checks of every declared field of a request and its protocol (flag-style messages)."""
-    for opt in all_options():
-        source = protocol if opt.group == "protocol" else request
-        opt.check(getattr(source, opt.name))
+    for opt in options:
+        opt.check(getattr(protocol if opt.group == "protocol" else request, opt.name))
 
 
 # -- command line ---------------------------------------------------------------------------------
-def parse_flag(opt: Option, raw: Any) -> Any:
-    """A command-line value (typer has made numbers, booleans and paths) -> the field's type."""
-    if raw is None:
-        return None
-    if opt.kind == "names":
-        return tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
-    if opt.kind == "seeds":
-        from genbench.run.grid import parse_seeds
-
-        return parse_seeds(raw)
-    if opt.kind == "weights":
-        return parse_weights(raw)
-    return raw
-
-
 def parse_weights(items: Iterable[str]) -> tuple[tuple[str, Path], ...]:
     """``NAME=PATH`` options -> ((name, path), ...)."""
     out = []
@@ -215,73 +189,45 @@ def parse_weights(items: Iterable[str]) -> tuple[tuple[str, Path], ...]:
     return tuple(out)
 
 
-_CLI_TYPE: dict[Kind, Any] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": bool,
-    "path": Path,
-    "file": Path,
-    "names": str,
-    "seeds": str,
-    "weights": list[str],
-    "grid": list[str],
-}
-
-
-def cli_parameters() -> list[tuple[Option, Any]]:
-    """(option, typer annotation) for every command-line option; each defaults to None ("not given")."""
-    import typer
-
-    out = []
-    for opt in all_options():
-        if not opt.cli:
-            continue
-        decls = [opt.flag] if opt.kind != "bool" else [f"{opt.flag}/--no-{opt.flag.removeprefix('--')}"]
-        info = typer.Option(*decls, help=opt.help_text(), show_default=False, metavar=opt.metavar or None)
-        out.append((opt, Annotated[_CLI_TYPE[opt.kind] | None, info]))
-    return out
-
-
 # -- suite files ----------------------------------------------------------------------------------
 def _type_error(where: str, key: str, expected: str, value: Any) -> GenbenchError:
     return GenbenchError(f"{where}: {key!r} must be {expected}, got {value!r}")
 
 
-def _toml_int(opt: Option, value: Any, where: str, registry: Registry) -> int:
+def _toml_int(opt: Option, value: Any, where: str, names: NameLookup) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _type_error(where, opt.key, "an integer", value)
     return value
 
 
-def _toml_float(opt: Option, value: Any, where: str, registry: Registry) -> float:
+def _toml_float(opt: Option, value: Any, where: str, names: NameLookup) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _type_error(where, opt.key, "a number", value)
     return float(value)
 
 
-def _toml_str(opt: Option, value: Any, where: str, registry: Registry) -> str:
+def _toml_str(opt: Option, value: Any, where: str, names: NameLookup) -> str:
     if opt.choices and value not in opt.choices:
         raise GenbenchError(f"{where}: {opt.key!r} must be one of {choices(opt.choices)}, got {value!r}")
     if not isinstance(value, str) or not value.strip():
         raise _type_error(where, opt.key, "a non-empty string", value)
     if opt.registry:
-        _known(where, opt.key, opt.registry, [value.strip()], registry)
+        _known(where, opt.key, opt.registry, [value.strip()], names)
     return value.strip()
 
 
-def _toml_path(opt: Option, value: Any, where: str, registry: Registry) -> Path:
-    return Path(_toml_str(opt, value, where, registry))
+def _toml_path(opt: Option, value: Any, where: str, names: NameLookup) -> Path:
+    return Path(_toml_str(opt, value, where, names))
 
 
-def _toml_file(opt: Option, value: Any, where: str, registry: Registry) -> Path:
-    path = _toml_path(opt, value, where, registry)
+def _toml_file(opt: Option, value: Any, where: str, names: NameLookup) -> Path:
+    path = _toml_path(opt, value, where, names)
     if not path.is_file():
         raise GenbenchError(f"{where}: {opt.key!r}: no such file {str(path)!r}")
     return path
 
 
-def _toml_bool(opt: Option, value: Any, where: str, registry: Registry) -> bool:
+def _toml_bool(opt: Option, value: Any, where: str, names: NameLookup) -> bool:
     if not isinstance(value, bool):
         raise _type_error(where, opt.key, "true or false", value)
     return value
@@ -290,7 +236,7 @@ def _toml_bool(opt: Option, value: Any, where: str, registry: Registry) -> bool:
 ALL = "all"  # metrics = "all": every metric that applies
 
 
-def _toml_names(opt: Option, value: Any, where: str, registry: Registry) -> tuple[str, ...]:
+def _toml_names(opt: Option, value: Any, where: str, names: NameLookup) -> tuple[str, ...]:
     """A list of strings, or one string of comma-separated names (as on the command line)."""
     if isinstance(value, str):
         items = value.split(",")
@@ -298,41 +244,41 @@ def _toml_names(opt: Option, value: Any, where: str, registry: Registry) -> tupl
         items = value
     else:
         raise _type_error(where, opt.key, 'a list of strings (e.g. ["a", "b"])', value)
-    names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
-    if not names:
+    given = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
+    if not given:
         raise GenbenchError(f"{where}: {opt.key!r} is empty; name at least one")
     if opt.registry == "metrics":
-        if names == (ALL,):
-            return names
-        if ALL in names:
+        if given == (ALL,):
+            return given
+        if ALL in given:
             raise GenbenchError(f"{where}: {opt.key!r}: {ALL!r} stands alone ({opt.key} = {ALL!r}), got {value!r}")
     if opt.registry:
-        _known(where, opt.key, opt.registry, names, registry)
-    return names
+        _known(where, opt.key, opt.registry, given, names)
+    return given
 
 
-def _toml_seeds(opt: Option, value: Any, where: str, registry: Registry) -> tuple[int, ...]:
+def _toml_seeds(opt: Option, value: Any, where: str, names: NameLookup) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in items):
         raise _type_error(where, opt.key, "an integer >= 0 or a list of them (e.g. [0, 1, 2])", value)
     return tuple(dict.fromkeys(items))
 
 
-def _toml_weights(opt: Option, value: Any, where: str, registry: Registry) -> tuple[tuple[str, Path], ...]:
+def _toml_weights(opt: Option, value: Any, where: str, names: NameLookup) -> tuple[tuple[str, Path], ...]:
     if not isinstance(value, dict):
         raise _type_error(where, opt.key, 'a table of backbone = "path" (e.g. {inception = "pt_inception.pth"})', value)
-    _known(where, opt.key, "backbones", value, registry)
+    _known(where, opt.key, "backbones", value, names)
     named = [dataclasses.replace(opt, kind="path", key_name=f"{opt.key}.{name}") for name in value]
     return tuple(
-        (name, _toml_path(o, path, where, registry)) for o, (name, path) in zip(named, value.items(), strict=True)
+        (name, _toml_path(o, path, where, names)) for o, (name, path) in zip(named, value.items(), strict=True)
     )
 
 
-def _toml_grid(opt: Option, value: Any, where: str, registry: Registry) -> Any:
+def _toml_grid(opt: Option, value: Any, where: str, names: NameLookup) -> Any:
     raise AssertionError("the grid is read by genbench.suite")  # pragma: no cover
 
 
-_TOML: dict[Kind, Callable[[Option, Any, str, Registry], Any]] = {
+_TOML: dict[Kind, Callable[[Option, Any, str, NameLookup], Any]] = {
     "int": _toml_int,
     "float": _toml_float,
     "str": _toml_str,
@@ -348,19 +294,9 @@ _TOML: dict[Kind, Callable[[Option, Any, str, Registry], Any]] = {
 _KINDS = {"models": "model", "datasets": "dataset", "metrics": "metric", "backbones": "backbone"}
 
 
-def valid_names(table: str, registry: Registry) -> list[str]:
-    """The valid names of a registry table (``models``, ``datasets``, ``metrics``, or the backbones)."""
-    if table == "backbones":
-        from genbench.metrics.backbones import BACKBONES
-
-        return list(BACKBONES)
-    names = list(getattr(registry, table))
-    return [*names, ALL] if table == "metrics" else names
-
-
-def _known(where: str, key: str, table: str, names: Iterable[str], registry: Registry) -> None:
-    valid = valid_names(table, registry)
-    for name in names:
+def _known(where: str, key: str, table: str, given: Iterable[str], names: NameLookup) -> None:
+    valid = [*names(table), ALL] if table == "metrics" else list(names(table))
+    for name in given:
         if name not in valid:
             raise GenbenchError(f"{where}: {key!r}: unknown {_KINDS[table]} {name!r}; valid: {choices(valid)}")
 
@@ -380,10 +316,10 @@ _TOML_TYPE: dict[Kind, str] = {
 }
 
 
-def markdown_table(options: Sequence[Option] | None = None) -> str:
+def markdown_table(options: Iterable[Option]) -> str:
     """The README's option table of ``genbench run``: flag, suite key, default, meaning."""
     rows = ["| option | suite key | TOML type | default | meaning |", "|---|---|---|---|---|"]
-    for opt in options if options is not None else all_options():
+    for opt in options:
         flag = f"`{opt.flag}`" if opt.cli else ""
         key = f"`{opt.key}`" if opt.toml else ""
         toml = _TOML_TYPE[opt.kind] if opt.toml else ""
@@ -394,8 +330,3 @@ def markdown_table(options: Sequence[Option] | None = None) -> str:
             meaning += f" ({bound})"
         rows.append(f"| {flag} | {key} | {toml} | {default} | {meaning} |")
     return "\n".join(rows) + "\n"
-
-
-def toml_types() -> dict[str, str]:
-    """Suite key -> its TOML type, for the suite module's documentation."""
-    return {o.key: _TOML_TYPE[o.kind] for o in all_options() if o.toml}

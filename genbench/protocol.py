@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from genbench.options import option
+from genbench.options import Option, declared, option
 
 Status = Literal["ok", "failed", "diverged"]
 
@@ -193,6 +193,14 @@ class RunRequest:
         nullable=True,
         default_text="no limit",
     )
+
+
+def run_options() -> tuple[Option, ...]:
+    """Every option of ``genbench run``: the run's (models, grid, seeds, ...), then the protocol's.
+
+    Read from the two classes at each call, so that a declaration is the only thing to add.
+    """
+    return declared(RunRequest, "run") + declared(Protocol, "protocol")
 
 
 @dataclass(frozen=True)

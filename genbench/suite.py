@@ -21,8 +21,9 @@ with one short command and reviewed in a diff::
 Keys (every one optional; a key left out takes the default ``genbench run`` has) are the
 options of ``genbench run``, by their field names (``backbones`` is ``--backbone``, ``out`` is
 ``--out``), plus the grid: the README's option table lists them with their TOML types and
-defaults, and ``python -m genbench.options`` prints it. They are declared once, in
-:mod:`genbench.options`, and this module derives :class:`Suite` and every check from them.
+defaults, and ``genbench list options`` prints it. They are declared once (:mod:`genbench.options`,
+the fields of :class:`~genbench.protocol.Protocol` and ``RunRequest``), and this module derives
+:class:`Suite` and every check from them.
 
 Each key means what the ``genbench run`` option of the same name means; relative paths are taken from the current
 folder, as on the command line. Grid values are checked against each model's
@@ -69,7 +70,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from genbench.errors import GenbenchError, choices
 from genbench.hyper import build, field_types, parse_value
-from genbench.options import ALL, Option, all_options
+from genbench.options import ALL, Option
+from genbench.protocol import run_options
 from genbench.run.grid import parse_axis
 
 if TYPE_CHECKING:
@@ -78,7 +80,7 @@ if TYPE_CHECKING:
 
 ALL_METRICS = ALL  # the same word as genbench.run.runner.ALL_METRICS (not imported: the runner is slow to import)
 # Every suite key is an option of genbench run, by its key; the grid is one of them.
-OPTIONS: dict[str, Option] = {o.key: o for o in all_options() if o.toml}
+OPTIONS: dict[str, Option] = {o.key: o for o in run_options() if o.toml}
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def parse_suite(data: Mapping[str, Any], source: str | Path = "<suite>") -> Suit
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key != "grid":
-            values[key] = OPTIONS[key].from_toml(value, where, registry)
+            values[key] = OPTIONS[key].from_toml(value, where, lambda table: valid_names(table, registry))
     models: tuple[str, ...] = values.get("models", ())
     if "grid" in data:
         axes = _grid(data["grid"], where, registry, models)
@@ -253,6 +255,15 @@ def parse_suite(data: Mapping[str, Any], source: str | Path = "<suite>") -> Suit
             _check_axes(registry, [a for a in axes if a.scope], models)
         values["grid"] = axes
     return Suite(**values, source=Path(source))
+
+
+def valid_names(table: str, registry: Registry) -> list[str]:
+    """The names a suite may give for ``table``: registered models, datasets, metrics, or the backbones."""
+    if table == "backbones":
+        from genbench.metrics.backbones import BACKBONES
+
+        return list(BACKBONES)
+    return list(getattr(registry, table))
 
 
 # -- the grid -------------------------------------------------------------------------------------

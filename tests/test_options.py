@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from genbench.cli import main
-from genbench.options import all_options, markdown_table
-from genbench.protocol import Protocol, RunRequest
+from genbench.options import markdown_table
+from genbench.protocol import Protocol, RunRequest, run_options
 from genbench.suite import KEYS, Suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,14 +23,15 @@ def test_readme_option_table_is_the_declarations() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- options:start -->\n(.*?)<!-- options:end -->", readme, re.S)
     assert block, "README.md lost its <!-- options:start/end --> markers"
-    assert block.group(1) == markdown_table(), (
+    assert block.group(1) == markdown_table(run_options()), (
         "README's option table differs from the declarations; paste the output of "
-        "python -c 'from genbench.options import markdown_table; print(markdown_table(), end=\"\")'"
+        "python -c 'from genbench.options import markdown_table; from genbench.protocol import run_options; "
+        'print(markdown_table(run_options()), end="")\''
     )
 
 
 def test_every_declared_field_is_a_flag_a_suite_key_and_a_suite_field() -> None:
-    options = all_options()
+    options = run_options()
     declared = {f.name for cls in (Protocol, RunRequest) for f in dataclasses.fields(cls)} - {"protocol"}
     assert {o.name for o in options} == declared  # no field of the two without a declaration
     assert set(KEYS) == {o.key for o in options}
@@ -40,7 +41,7 @@ def test_every_declared_field_is_a_flag_a_suite_key_and_a_suite_field() -> None:
 def test_help_shows_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for opt in all_options():
+    for opt in run_options():
         assert opt.flag in text, opt.flag
     assert "--eval-samples <int> generated samples per cell" in text and "[default: 1000]" in text
     assert "--download / --no-download" in text and "[default: download]" in text
@@ -73,10 +74,12 @@ DUMMY = textwrap.dedent(
     import genbench.run.runner
     from genbench.cli import main
     from genbench.options import markdown_table
+    from genbench.protocol import run_options
     from genbench.suite import load_suite
 
     out = Path(sys.argv[1])
-    assert "| `--dummy-knob` | `dummy_knob` | integer | `3` | a knob only this test has (>= 1) |" in markdown_table()
+    row = "| `--dummy-knob` | `dummy_knob` | integer | `3` | a knob only this test has (>= 1) |"
+    assert row in markdown_table(run_options())
     captured, real_run_grid = [], genbench.run.runner.run_grid
     genbench.run.runner.run_grid = lambda request, on_event=None: captured.append(request) or sys.exit(0)
     try:

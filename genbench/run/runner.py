@@ -28,9 +28,9 @@ from genbench.folder import RunFolder, intact
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
-from genbench.options import check_request
+from genbench.options import check_values
 from genbench.plugins import get_registry
-from genbench.protocol import CellRecord, CellSpec, RunRequest
+from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment, run_cell
 from genbench.run.data import load_data
@@ -132,11 +132,11 @@ def validate(request: RunRequest) -> list[CellSpec]:
     for name in p.backbones:
         if name not in BACKBONES:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
-    check_request(p, request)  # ranges and choices of every declared option (genbench.options)
+    check_values(run_options(), p, request)  # ranges and choices of every declared option (genbench.options)
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
     resolve_device(p.device)
-    timeout = request.cell_timeout  # checked by check_request: a finite number of seconds > 0
+    timeout = request.cell_timeout  # checked by check_values: a finite number of seconds > 0
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
     return [dataclasses.replace(c, cell_timeout=timeout) for c in cells]
