@@ -20,7 +20,7 @@ from typing import Protocol as TypingProtocol
 from genbench.cell import environment, run_cell
 from genbench.data import load_data
 from genbench.errors import GenbenchError, choices
-from genbench.grid import parse_axis, plan_cells
+from genbench.grid import SEED_LIMIT, parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
@@ -146,6 +146,9 @@ def validate(request: RunRequest) -> list[CellSpec]:
     if p.reference_stats is not None and not Path(p.reference_stats).is_file():
         raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
     resolve_device(p.device)
+    for seed in request.seeds:
+        if not 0 <= seed < SEED_LIMIT:
+            raise GenbenchError(f"--seeds {seed}: seeds must be integers >= 0 and < 2**63")
     axes = [parse_axis(g) for g in request.grid]
     return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
 
