@@ -9,9 +9,12 @@ The points are bit-identical on every machine by construction, because the
 dataset fingerprint addresses every cache and FID built on them. torch's (and
 numpy's) float kernels cannot promise that: ``torch.randn``, ``cos`` and ``sin``
 pick a SIMD path per CPU (``ATEN_CPU_CAPABILITY=default`` gave other bits than
-``avx2``), and so do glibc's ``log``/``sin``/``cos``, which select FMA variants
-at load time (and change between glibc versions), so even Python's ``math``
-module is out. What stays exact everywhere:
+``avx2``; numpy's ``sin`` changes with its SIMD dispatch too), and glibc's
+``sin``/``cos`` are IFUNCs that load an FMA build on CPUs with FMA (so does its
+internal ``log``), and their code changes between glibc versions, so even
+Python's ``math`` module is out (rounding its results to a coarser grid would
+only make a mismatch rare: a value next to a grid boundary still flips). What
+stays exact everywhere:
 
 * integer arithmetic modulo 2**64 (numpy ``uint64`` wraps, it never saturates);
 * the IEEE-754 basic operations ``+ - * /`` and ``sqrt`` on float64, each
