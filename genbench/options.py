@@ -37,6 +37,7 @@ from genbench.errors import GenbenchError, choices
 # Valid names of a table ("models", "datasets", "metrics", "backbones"): given by the caller, so that
 # this module depends on nothing but genbench.errors (the declarations in genbench.protocol use it).
 NameLookup = Callable[[str], Sequence[str]]
+SEED_LIMIT = 2**63  # torch.manual_seed takes < 2**64, and sampling seeds with seed + 1_000_003
 
 Group = Literal["protocol", "run"]
 # How a value is written and checked. One parser per kind, none per option:
@@ -120,6 +121,8 @@ class Option:
             return f"must be one of {choices(self.choices)}"
         if self.kind == "file" and not Path(value).is_file():
             return "no such file"
+        if self.kind == "seeds" and any(not 0 <= seed < SEED_LIMIT for seed in value):
+            return "must be integers >= 0 and < 2**63"
         return None
 
     def check(self, value: Any) -> None:
@@ -127,6 +130,8 @@ class Option:
         if self.kind == "str" and self.choices and value not in self.choices:
             raise GenbenchError(f"{self.flag} {value!r}; valid: {choices(self.choices)}")
         problem = self.problem(value)
+        if problem and self.kind == "seeds":  # name the seed at fault
+            value = next(seed for seed in value if not 0 <= seed < SEED_LIMIT)
         if problem:
             shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else value
             raise GenbenchError(f"{self.flag} {shown}: {problem}")

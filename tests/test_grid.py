@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import genbench
 from genbench.errors import GenbenchError
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
-from genbench.run.grid import GridAxis, parse_axis, parse_seeds, plan_cells
+from genbench.run.grid import GridAxis, cell_id, parse_axis, parse_seeds, plan_cells
+from tests.conftest import FakeModels, TinyHyper, TinyModel
 
 PROTOCOL = Protocol("digits", ("fid",))
 
@@ -103,3 +108,85 @@ def test_cells_get_the_models_defaults_for_the_data_kind() -> None:
     assert gan.hyper["lr"] == 1e-3  # the grid wins over the kind default
     image = plan(("gan",), [])[0]
     assert (image.hyper["z_dim"], image.hyper["width"], image.hyper["r1"]) == (100, 256, 10.0)
+
+
+# -- cell identity --------------------------------------------------------------------------------
+@dataclass
+class PathHyper(TinyHyper):
+    init: str = genbench.hp("a/b", "a free-form string (a path, say)")
+
+
+class PathModel(TinyModel):
+    name = "pathy"
+    Hyper = PathHyper
+
+
+@pytest.fixture
+def pathy(use_plugin: Callable[[object, str], None]) -> None:
+    use_plugin(FakeModels(PathModel), "test-path-model")
+
+
+def test_values_that_round_alike_are_two_cells_with_two_folders() -> None:
+    a, b = plan(("gan",), ["lr=0.0002,0.0002000001"])
+    assert (a.hyper["lr"], b.hyper["lr"]) == (0.0002, 0.0002000001)
+    assert a.cell_id != b.cell_id and a.out_dir != b.out_dir
+    assert a.cell_id.startswith("gan_lr=0.0002_") and a.cell_id.endswith("_s0")  # still readable
+
+
+def test_strings_that_differ_only_by_a_slash_are_two_cells(pathy: None) -> None:
+    a, b, c = plan(("pathy",), ["init=a/b,a-b,a_b"])
+    assert len({a.cell_id, b.cell_id, c.cell_id}) == 3
+    assert all("/" not in cell.cell_id and cell.out_dir.parent == Path("out/cells") for cell in (a, b, c))
+
+
+def test_a_very_long_value_keeps_the_id_a_valid_path_component(pathy: None) -> None:
+    long_a, long_b = "é" * 300 + "a", "é" * 300 + "b"  # differ only after the readable part is cut
+    cells = plan(("pathy",), [f"init={long_a},{long_b}"], seeds=(0, 2**63 - 1))
+    assert len({c.cell_id for c in cells}) == 4
+    for cell in cells:
+        assert len(cell.cell_id.encode()) <= 200 and re.fullmatch(r"[A-Za-z0-9_.=\-]+", cell.cell_id)
+    with pytest.raises(GenbenchError, match="--seeds"):
+        parse_seeds(str(2**63))
+
+
+def test_seeds_of_one_cell_share_everything_but_the_seed() -> None:
+    cells = plan(("gan",), ["z_dim=8,16"], seeds=(0, 1))
+    prefixes = [c.cell_id.rsplit("_s", 1)[0] for c in cells]
+    assert prefixes[0] == prefixes[1] != prefixes[2] == prefixes[3]
+
+
+def test_the_digest_covers_values_the_grid_does_not_vary() -> None:
+    default = plan(("gan",), ["z_dim=8"])[0]
+    other_loss = plan(("gan",), ["z_dim=8", "gan.loss=hinge"])[0]
+    assert cell_id("gan", default.hyper, ["z_dim"], 0) == default.cell_id
+    assert cell_id("gan", other_loss.hyper, ["z_dim"], 0) != default.cell_id
+    assert cell_id("vae", default.hyper, ["z_dim"], 0).split("_")[-2] != default.cell_id.split("_")[-2]
+
+
+def test_spellings_of_one_value_are_one_cell_in_first_order() -> None:
+    cells = plan(("gan",), ["lr=2e-4,1e-4,0.0001,0.00020", "z_dim=8,08"])
+    assert [c.hyper["lr"] for c in cells] == [2e-4, 1e-4]
+    assert {c.hyper["z_dim"] for c in cells} == {8}
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["z_dim=2", "z_dim=3"], r"^--grid z_dim: given twice \(z_dim=2 and z_dim=3\); give the key once"),
+        (["gan.z_dim=2", "gan.z_dim=3"], r"^--grid gan.z_dim: given twice \(gan.z_dim=2 and gan.z_dim=3\)"),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_it(grid: list[str], message: str) -> None:
+    with pytest.raises(GenbenchError, match=message) as info:
+        plan(("gan",), grid)
+    assert "\n" not in str(info.value)
+
+
+def test_a_scoped_axis_still_overrides_the_unscoped_one() -> None:
+    cells = plan(("gan", "vae"), ["z_dim=2", "gan.z_dim=3"])
+    assert [(c.model, c.hyper["z_dim"]) for c in cells] == [("gan", 3), ("vae", 2)]
+
+
+def test_a_model_given_twice_is_an_error_not_one_folder_for_two_runs() -> None:
+    with pytest.raises(GenbenchError, match="planned twice"):
+        plan(("gan", "gan"), [])

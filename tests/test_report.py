@@ -13,7 +13,7 @@ from rich.console import Console
 
 from genbench.protocol import CellRecord
 from genbench.reporting.stats import Summary
-from genbench.reporting.table import comparison, format_summary, render, to_csv, to_markdown, to_rich
+from genbench.reporting.table import comparison, format_summary, load_table, render, to_csv, to_markdown, to_rich
 from genbench.results import atomic_write_json, records_frame, write_results
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom (tables)
@@ -109,6 +109,20 @@ def test_only_varied_hyper_parameters_join_the_lab_report_columns() -> None:
     assert "loss" in table.headers and "beta2" not in table.headers
     assert len(table.rows) == 2  # different hyper-parameters: two cells, not two seeds of one
     assert isinstance(records_frame([a]), pd.DataFrame)
+
+
+def test_cells_whose_values_round_alike_are_two_rows_that_read_apart(tmp_path: Path) -> None:
+    records = []
+    for lr, digest in ((2e-4, "53c2a767e6"), (0.0002000001, "67bbe4b6ec")):
+        for i, fid in enumerate((10.0, 12.0) if lr == 2e-4 else (20.0, 22.0)):
+            r = record("gan", 32, fid, seed=i)
+            r.hyper["lr"], r.cell_id = lr, f"gan_lr=0.0002_{digest}_s{i}"  # one readable part, two digests
+            records.append(r)
+    write_results(tmp_path, records)
+    atomic_write_json(tmp_path / "run.json", MANIFEST)
+    table = load_table(tmp_path)
+    lr, fid = table.headers.index("lr"), table.headers.index("FID (domain)")
+    assert [(row[lr], row[fid]) for row in table.rows] == [("0.0002", "11.00 ± 1.41"), ("0.0002000001", "21.00 ± 1.41")]
 
 
 # -- several seeds ------------------------------------------------------------------------------------

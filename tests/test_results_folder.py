@@ -23,6 +23,7 @@ import torch
 from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.folder import LOCK_NAME, RunFolder, lock_run_folder
+from genbench.hyper import to_dict
 from genbench.protocol import CellRecord, Protocol
 from genbench.reporting.table import comparison, render, to_markdown
 from genbench.results import (
@@ -34,10 +35,13 @@ from genbench.results import (
     read_results,
     write_results,
 )
+from genbench.run.grid import cell_id
 from genbench.run.runner import CellFinished, Planned, RunRequest, run_grid
+from tests.conftest import TinyHyper
 
 ROOT = Path(__file__).resolve().parents[1]
-CELL = "tiny_s0"
+# The id of the tiny model's one cell at its defaults (ids carry a digest of every hyper-parameter).
+CELL = cell_id("tiny", to_dict(TinyHyper()), (), 0)
 
 
 def tiny_request(out: Path, cache: Path, resume: bool = False, epochs: int = 1) -> RunRequest:
@@ -142,6 +146,7 @@ def test_the_cli_refuses_a_used_folder_with_exit_2(
 KILLED_RERUN = """
 import os, sys
 from pathlib import Path
+import torch
 import genbench.run.cell
 from genbench.plugins import get_registry
 from genbench.protocol import Protocol
@@ -150,13 +155,20 @@ from tests.conftest import FakeModels, TinyModel
 
 get_registry().add_plugin("test-models", lambda: FakeModels(TinyModel), "test")
 genbench.run.cell.evaluate = lambda *a, **k: os._exit(9)  # killed after samples and checkpoint, before the record
+# Another attempt at the same cell (same id: same hyper-parameters and seed) under another protocol (more
+# samples: not reusable), training other weights, as a changed plugin version or another machine would.
+genbench.run.cell.seed_everything = lambda seed: torch.manual_seed(seed + 7)
 out, cache = Path(sys.argv[1]), Path(sys.argv[2])
-run_grid(RunRequest(("tiny",), Protocol("digits", (), eval_samples=50, epochs=3, cache_dir=cache), out, resume=True))
+run_grid(RunRequest(("tiny",), Protocol("digits", (), eval_samples=60, epochs=1, cache_dir=cache), out, resume=True))
 """
 
 
-def checkpoint_epochs(cell: Path) -> int:
-    return int(torch.load(cell / "checkpoint.pt", weights_only=True)["hyper"]["epochs"])
+def checkpoint_weights(cell: Path) -> dict[str, torch.Tensor]:
+    return dict(torch.load(cell / "checkpoint.pt", weights_only=True)["state_dict"])
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_killed_rerun_leaves_no_record_that_resume_pairs_with_its_checkpoint(
@@ -164,14 +176,14 @@ def test_a_killed_rerun_leaves_no_record_that_resume_pairs_with_its_checkpoint(
 ) -> None:
     out, cell = tmp_path / "out", tmp_path / "out" / "cells" / CELL
     run_grid(tiny_request(out, cache_dir))
-    attempt1 = (cell / "record.json").read_bytes()
-    killed = python(KILLED_RERUN, str(out), str(cache_dir))  # a 3-epoch rerun, killed mid-cell
+    attempt1, weights1 = (cell / "record.json").read_bytes(), checkpoint_weights(cell)
+    killed = python(KILLED_RERUN, str(out), str(cache_dir))  # a rerun of the same cell, killed mid-cell
     assert killed.returncode == 9, killed.stderr
-    assert checkpoint_epochs(cell) == 3 and not (cell / "record.json").exists()
+    assert not same_weights(checkpoint_weights(cell), weights1) and not (cell / "record.json").exists()
 
     events: list[object] = []
-    result = run_grid(tiny_request(out, cache_dir, resume=True), events.append)  # back to 1 epoch
-    assert planned(events) == 1 and checkpoint_epochs(cell) == 1
+    result = run_grid(tiny_request(out, cache_dir, resume=True), events.append)
+    assert planned(events) == 1 and same_weights(checkpoint_weights(cell), weights1)
     assert result.records[0].attempt != json.loads(attempt1)["attempt"]
 
     # Were attempt 1's record still there beside a killed attempt's files (left by an older genbench,
@@ -180,7 +192,7 @@ def test_a_killed_rerun_leaves_no_record_that_resume_pairs_with_its_checkpoint(
     (cell / "record.json").write_bytes(attempt1)
     events.clear()
     run_grid(tiny_request(out, cache_dir, resume=True), events.append)
-    assert planned(events) == 1 and checkpoint_epochs(cell) == 1
+    assert planned(events) == 1 and same_weights(checkpoint_weights(cell), weights1)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,11 @@ from genbench.errors import GenbenchError
 from genbench.protocol import Protocol
 from genbench.results import read_record
 from genbench.run.runner import CellFinished, CellProgress, CellStarted, Planned, RunRequest, run_grid
+
+
+def readable(cell_id: str) -> str:
+    """A cell id without its hyper-parameter digest: ``tiny_z_dim=2_0123456789_s0`` -> ``tiny_z_dim=2_s0``."""
+    return re.sub(r"_[0-9a-f]{10}(_s\d+)$", r"\1", cell_id)
 
 
 def request(out: Path, cache: Path, models: tuple[str, ...], grid: tuple[str, ...] = (), **kw) -> RunRequest:  # type: ignore[no-untyped-def]
@@ -87,7 +93,8 @@ def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
     assert status["tiny"][0] == "ok"
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df["status"]) == ["failed", "diverged", "ok"]
-    assert (tmp_path / "cells" / "exploding_s0" / "record.json").is_file()
+    exploding = next(r for r in result.records if r.model == "exploding")
+    assert (tmp_path / "cells" / exploding.cell_id / "record.json").is_file()
     nan = next(r for r in result.records if r.model == "nan")
     assert nan.timings["train"].seconds > 0 and nan.history == []  # timed even though it diverged
 
@@ -111,14 +118,30 @@ def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
     with pytest.raises(KeyboardInterrupt):
         run_grid(req)
     df = pd.read_csv(tmp_path / "results.csv")
-    assert list(df["cell"]) == ["tiny_z_dim=2_s0"]  # the finished cell survived, the CSV is whole
+    assert [readable(c) for c in df["cell"]] == ["tiny_z_dim=2_s0"]  # the finished cell survived, the CSV is whole
 
     monkeypatch.setattr(runner_mod, "run_cell", real_run_cell)
     events: list[object] = []
     result = run_grid(RunRequest(req.models, req.protocol, req.out_dir, req.grid, resume=True), events.append)
     assert isinstance(events[0], Planned) and events[0].to_run == 2
-    assert [r.cell_id for r in result.records] == ["tiny_z_dim=2_s0", "tiny_z_dim=3_s0", "tiny_z_dim=4_s0"]
+    assert [readable(r.cell_id) for r in result.records] == ["tiny_z_dim=2_s0", "tiny_z_dim=3_s0", "tiny_z_dim=4_s0"]
     assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+
+
+def test_cells_whose_values_round_alike_keep_their_own_folders_through_resume(
+    tmp_path: Path, cache_dir: Path, tiny_models: None
+) -> None:
+    req = request(tmp_path, cache_dir, ("tiny",), ("lr=0.0002,0.0002000001",), metrics=("fid",))
+    first = run_grid(req)
+    assert [r.hyper["lr"] for r in first.records] == [0.0002, 0.0002000001]
+    events: list[object] = []
+    again = run_grid(RunRequest(req.models, req.protocol, req.out_dir, req.grid, resume=True), events.append)
+    assert isinstance(events[0], Planned) and events[0].to_run == 0  # both found on disk, neither retrained
+    assert [r.cell_id for r in again.records] == [r.cell_id for r in first.records]
+    for record in first.records:
+        saved = read_record(tmp_path / "cells" / record.cell_id)
+        assert saved is not None and saved.hyper["lr"] == record.hyper["lr"] and saved.status == "ok"
+    assert list(pd.read_csv(tmp_path / "results.csv")["lr"]) == [0.0002, 0.0002000001]
 
 
 def test_ctrl_c_inside_a_cell_is_never_recorded_as_ok(tmp_path: Path, cache_dir: Path, tiny_models: None) -> None:
@@ -127,9 +150,10 @@ def test_ctrl_c_inside_a_cell_is_never_recorded_as_ok(tmp_path: Path, cache_dir:
     req = request(tmp_path, cache_dir, ("tiny", "interrupted"), metrics=("fid",))
     with pytest.raises(KeyboardInterrupt):
         run_grid(req)
-    saved = read_record(tmp_path / "cells" / "interrupted_s0")
+    (folder,) = (tmp_path / "cells").glob("interrupted_*")
+    saved = read_record(folder)
     assert saved is not None and (saved.status, saved.error) == ("failed", "interrupted")
-    assert list(pd.read_csv(tmp_path / "results.csv")["cell"]) == ["tiny_s0"]
+    assert [readable(c) for c in pd.read_csv(tmp_path / "results.csv")["cell"]] == ["tiny_s0"]
 
 
 @pytest.mark.parametrize(
@@ -156,6 +180,14 @@ def test_bad_input_fails_before_any_training(tmp_path: Path, change: dict[str, o
     protocol = Protocol(**{"dataset": "digits", "metrics": ("fid",), **change})  # type: ignore[arg-type]
     with pytest.raises(GenbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_grid(RunRequest(models, protocol, tmp_path))  # type: ignore[arg-type]
+    assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_a_seed_torch_cannot_take_fails_before_any_training(tmp_path: Path, seed: int) -> None:
+    protocol = Protocol("digits", ("fid",))
+    with pytest.raises(GenbenchError, match=rf"^--seeds {seed}: must be integers >= 0 and < 2\*\*63$"):
+        run_grid(RunRequest(("gan",), protocol, tmp_path, seeds=(seed,)))
     assert not (tmp_path / "results.csv").exists()
 
 

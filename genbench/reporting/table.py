@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,6 +113,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def _distinct_digits(values: Iterable[Any]) -> int:
+    """Significant digits (at least 4) that print the column's distinct floats distinctly: two rows never look alike."""
+    floats = {v for v in values if isinstance(v, float) and not _missing(v)}
+    return next((d for d in range(4, 17) if len({f"{v:.{d}g}" for v in floats}) == len(floats)), 17)
 
 
 def _decimals(x: float, significant: int) -> int:
@@ -286,10 +293,11 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
     ok_seeds: list[tuple[int, int]] = []
     intervals: dict[tuple[int, int], str] = {}
     summaries: dict[tuple[int, int], Summary] = {}
+    digits = {c: _distinct_digits(df[c]) for c in shown_hyper}
     for i, g in enumerate(groups):
         ok = g[g["status"] == "ok"]
         first = g.iloc[0]
-        row = [_fmt(first.get(c)) for c in cols]
+        row = [_fmt(first.get(c), digits.get(c, 4)) for c in cols]
         for col, j in zip(metric_cols, metric_pos, strict=True):
             s = summarize(pd.to_numeric(ok[col], errors="coerce").astype("float64").tolist())
             summaries[(i, j)] = s

@@ -3,21 +3,32 @@
 ``--grid key=v1,v2`` applies to every selected model; ``--grid gan.lr=1e-4,2e-4``
 to one model only (and overrides an unscoped axis of the same key for it).
 Values are parsed into the types the model's hyper-parameter dataclass
-declares; every mistake is reported before any training starts, naming the
-axis, the model and the valid keys or values.
+declares; values that parse to the same value (``lr=1e-4,0.0001``) are one
+cell, and a key given twice in one scope is an error. Every mistake is
+reported before any training starts, naming the axis, the model and the valid
+keys or values.
+
+A cell's id names its folder (``cells/<id>``) and its row, so it is exact: a
+readable part (``gan_z_dim=64_lr=0.0002``, rounded and filesystem-safe) plus a
+digest of the model and every resolved hyper-parameter value, then the seed
+(``gan_z_dim=64_lr=0.0002_3f9a1c2b7e_s0``). Two cells that differ in any value
+never share a folder; the seeds of one cell share everything but ``_s<seed>``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from genbench.errors import GenbenchError, choices
 from genbench.hyper import build, field_types, parse_value, to_dict
+from genbench.options import SEED_LIMIT
 from genbench.plugins import Registry
 from genbench.protocol import CellSpec, Protocol
 
@@ -61,9 +72,21 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         seeds = tuple(dict.fromkeys(int(s) for s in text.split(",")))
     except ValueError:
         raise GenbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise GenbenchError(f"--seeds {text!r}: seeds must be integers >= 0")
+    if not seeds or any(not 0 <= s < SEED_LIMIT for s in seeds):
+        raise GenbenchError(f"--seeds {text!r}: seeds must be integers >= 0 and < 2**63")
     return seeds
+
+
+def check_unique(axes: Sequence[GridAxis]) -> None:
+    """A key may appear once per scope: a repeated axis would otherwise silently replace the first."""
+    seen: dict[tuple[str | None, str], GridAxis] = {}
+    for axis in axes:
+        first = seen.setdefault((axis.scope, axis.key), axis)
+        if first is not axis:
+            raise GenbenchError(
+                f"--grid {axis.label}: given twice ({first.label}={','.join(first.values)} and "
+                f"{axis.label}={','.join(axis.values)}); give the key once with all its values"
+            )
 
 
 def axes_for(model: str, axes: Sequence[GridAxis]) -> dict[str, GridAxis]:
@@ -92,9 +115,11 @@ def model_grid(
                 f"--grid {axis.label}: model {model!r} has no hyper-parameter {key!r}; valid: {choices(types)}"
             )
         try:
-            parsed[key] = [parse_value(types[key], v) for v in axis.values]
+            typed = [parse_value(types[key], v) for v in axis.values]
         except ValueError as exc:
             raise GenbenchError(f"--grid {axis.label}: {exc} (model {model!r})") from None
+        # Spellings of one value (1e-4, 0.0001) are one cell; the type keeps True and 1 apart.
+        parsed[key] = [v for _, v in dict.fromkeys((type(v), v) for v in typed)]
     combos = []
     for values in itertools.product(*parsed.values()):
         chosen = dict(zip(parsed, values, strict=True))
@@ -109,10 +134,29 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def cell_id(model: str, varied: dict[str, Any], seed: int) -> str:
-    """A readable, filesystem-safe id: ``gan_z_dim=64_lr=0.0002_s0``."""
-    parts = [model, *(f"{k}={_fmt(v)}" for k, v in varied.items()), f"s{seed}"]
-    return re.sub(r"[^A-Za-z0-9_.=\-]", "-", "_".join(parts))
+READABLE_MAX = 160  # characters of the readable part; with the digest and a seed < 2**63 an id stays < 200 bytes
+DIGEST_CHARS = 10  # hex digits of sha256: 40 bits
+
+
+def hyper_digest(model: str, hyper: Mapping[str, Any]) -> str:
+    """Short sha256 of the canonical JSON of the model name and every hyper-parameter value.
+
+    Floats are written as their shortest exact repr, so values that differ in any bit differ here.
+    """
+    text = json.dumps({"model": model, "hyper": dict(hyper)}, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
+
+
+def cell_id(model: str, hyper: Mapping[str, Any], varied: Sequence[str], seed: int) -> str:
+    """A readable, filesystem-safe, exact id: ``gan_z_dim=64_lr=0.0002_3f9a1c2b7e_s0``.
+
+    The readable part shows the model and the ``varied`` keys' values (floats to six digits,
+    characters outside ``[A-Za-z0-9_.=-]`` as ``-``, cut to :data:`READABLE_MAX`); the digest
+    (:func:`hyper_digest`) of all of ``hyper`` is what tells cells apart.
+    """
+    readable = "_".join([model, *(f"{k}={_fmt(hyper[k])}" for k in varied)])
+    readable = re.sub(r"[^A-Za-z0-9_.=\-]", "-", readable)[:READABLE_MAX]
+    return f"{readable}_{hyper_digest(model, hyper)}_s{seed}"
 
 
 def plan_cells(
@@ -124,18 +168,20 @@ def plan_cells(
     out_dir: Path,
 ) -> list[CellSpec]:
     """Expand models x grid x seeds into cell specs; raise GenbenchError on any bad input."""
+    check_unique(axes)
     for axis in axes:
         if axis.scope is not None and axis.scope not in models:
             raise GenbenchError(
                 f"--grid {axis.label}: model {axis.scope!r} is not among --models; valid: {choices(models)}"
             )
     kind = registry.dataset(protocol.dataset).kind
-    cells = []
+    cells: dict[str, CellSpec] = {}
     for model in models:
         mine = axes_for(model, axes)
         for hyper in model_grid(registry, model, axes, protocol.epochs, kind):
-            varied = {k: hyper[k] for k in mine}
             for seed in seeds:
-                cid = cell_id(model, varied, seed)
-                cells.append(CellSpec(cid, model, hyper, seed, protocol, out_dir / "cells" / cid))
-    return cells
+                cid = cell_id(model, hyper, list(mine), seed)
+                if cid in cells:  # the same model and seed twice: one folder would hold two runs
+                    raise GenbenchError(f"cell {cid!r} is planned twice; give each model and seed once")
+                cells[cid] = CellSpec(cid, model, hyper, seed, protocol, out_dir / "cells" / cid)
+    return list(cells.values())
