@@ -18,7 +18,16 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from genbench.cell import environment, run_cell
+from genbench.checks import (
+    check_backbone_options,
+    check_folders,
+    check_memory,
+    check_reference_stats,
+    check_seeds,
+    check_sizes,
+)
 from genbench.data import load_data
+from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError, choices
 from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
@@ -105,7 +114,11 @@ class SerialExecutor:
 
 
 def validate(request: RunRequest) -> list[CellSpec]:
-    """Check every name and value and expand the grid; raises GenbenchError before any training."""
+    """Check every name and value and expand the grid; raises GenbenchError before any training.
+
+    Nothing here loads the dataset: names, values, folders, the device and the memory each
+    cell's parameters take are all checked first (:mod:`genbench.checks`).
+    """
     registry = get_registry()
     p = request.protocol
     if not request.models:
@@ -124,13 +137,14 @@ def validate(request: RunRequest) -> list[CellSpec]:
                 f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "
                 f"it supports {'/'.join(sorted(model.data_kinds))}"
             )
-    for name in p.metrics:
-        registry.metric(name)
+    check_seeds(request.seeds)
+    _check_metrics(request, info)
     if not p.backbones:
         raise GenbenchError(f"--backbone: none given; valid: {choices(BACKBONES)}")
     for name in p.backbones:
         if name not in BACKBONES:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
+    check_backbone_options(p)
     if p.epochs is not None and p.epochs < 1:
         raise GenbenchError(f"--epochs {p.epochs}: must be an integer >= 1")
     if p.reference_split not in ("train", "test"):
@@ -143,11 +157,33 @@ def validate(request: RunRequest) -> list[CellSpec]:
             raise GenbenchError(f"{option} {value}: must be >= 1")
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
-    if p.reference_stats is not None and not Path(p.reference_stats).is_file():
-        raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
-    resolve_device(p.device)
+    check_sizes(p)
+    check_reference_stats(p, info)
+    device = resolve_device(p.device)
+    check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
-    return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    check_memory(cells, p, info, device)
+    return cells
+
+
+def _check_metrics(request: RunRequest, info: DataInfo) -> None:
+    """Known metrics, at least one, and at least one that applies to some model (else nothing is measured)."""
+    registry = get_registry()
+    metrics = request.protocol.metrics
+    if not metrics:
+        raise GenbenchError(f"--metrics: none given; valid: 'all' or any of {choices(registry.metrics)}")
+    if ALL_METRICS in metrics and len(metrics) > 1:
+        raise GenbenchError(f"--metrics {','.join(metrics)}: {ALL_METRICS!r} stands alone (--metrics all)")
+    for name in metrics:
+        registry.metric(name)
+    models = [registry.model(m) for m in request.models]
+    applies = [n for n, e in registry.metrics.items() if any(e.cls().not_applicable(m, info) is None for m in models)]
+    if not set(metrics) & set(applies):
+        raise GenbenchError(
+            f"--metrics {','.join(metrics)}: applies to none of the models ({', '.join(request.models)}) "
+            f"on {info.name!r}; these do: {choices(applies)}"
+        )
 
 
 def _as_json(value: Any) -> Any:
