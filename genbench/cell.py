@@ -4,7 +4,8 @@ The cell loads what it needs itself (the registry and datasets are cached per
 process, never passed in), so the same function runs in a worker process or on
 another machine. Whatever happens, a record comes back: a plugin that raises
 gives ``failed`` with its error, a NaN loss gives ``diverged``; only
-KeyboardInterrupt propagates, so the user can stop a grid.
+KeyboardInterrupt propagates, so the user can stop a grid, and
+:class:`~genbench.errors.DiskFull`, since every later cell would fail the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from genbench import images
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo, Split
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError, is_disk_full
 from genbench.health import evaluation_flags, training_flags
 from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
@@ -95,7 +96,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord:
-    """Train, sample, evaluate and save one cell; always return a record."""
+    """Train, sample, evaluate and save one cell; return a record (raise only on Ctrl-C or a full disk)."""
     protocol = spec.protocol
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
@@ -159,12 +160,19 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
     except Diverged as exc:
         record.status, record.error = "diverged", str(exc)
     except Exception as exc:  # a plugin bug must not stop the grid
+        if is_disk_full(exc):  # but a full disk would fail every later cell the same way: stop it
+            raise (exc if isinstance(exc, DiskFull) else DiskFull(spec.out_dir)) from None
         record.status, record.error = "failed", one_line(exc)
     except BaseException:  # Ctrl-C: keep what there is, never as "ok" (--resume would trust it), stop the grid
         record.status, record.error = "failed", "interrupted"
         save_cell_files(record, spec.out_dir)
         raise
-    save_cell_files(record, spec.out_dir)
+    try:
+        save_cell_files(record, spec.out_dir)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise (exc if isinstance(exc, DiskFull) else DiskFull(spec.out_dir)) from None
+        raise
     return record
 
 
@@ -211,8 +219,8 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
         "seed": spec.seed,
         "state_dict": model.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # through a Python file, so that a full disk surfaces as its OSError
 
 
 def save_cell_files(record: CellRecord, out_dir: Path) -> None:

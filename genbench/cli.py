@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=args or ["--help"], prog_name="genbench", standalone_mode=False)
     except GenbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code  # 2 for bad input; 74 for a full disk (genbench.errors.DiskFull)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError, is_disk_full
 from genbench.protocol import TIMING_COLUMNS, CellRecord
 
 RESULTS_CSV = "results.csv"
@@ -36,15 +36,23 @@ RECORD_JSON = "record.json"
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` if the body succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    """Yield a temporary path beside ``path``; rename it over ``path`` if the body succeeds.
+
+    A full disk, however the writer reports it, becomes :class:`DiskFull` naming the folder.
+    """
+    tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFull):
+            raise DiskFull(path.parent) from exc
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -28,14 +28,14 @@ from genbench.checks import (
 )
 from genbench.data import load_data
 from genbench.datasets.base import DataInfo
-from genbench.errors import GenbenchError, choices
+from genbench.errors import DiskFull, GenbenchError, choices, disk_full_error
 from genbench.grid import parse_axis, plan_cells
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, Protocol
-from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
+from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.timing import resolve_device
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
@@ -95,6 +95,7 @@ class RunResult:
     out_dir: Path
     records: list[CellRecord] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    saved: int = 0  # records written to results.csv so far (what a stopped run keeps)
 
 
 class Executor(TypingProtocol):
@@ -204,9 +205,39 @@ def run_grid(
     on_event: EventCallback | None = None,
     executor: Executor | None = None,
 ) -> RunResult:
-    """Run every cell of ``request``; return all records (also written under ``out_dir``)."""
+    """Run every cell of ``request``; return all records (also written under ``out_dir``).
+
+    A full disk (ENOSPC, or EDQUOT: a quota) stops the grid with :class:`~genbench.errors.DiskFull`
+    instead of failing every remaining cell the same way; what results.csv already holds stays.
+    """
     emit: EventCallback = on_event or (lambda _e: None)
     cells = validate(request)
+    result = RunResult(request.out_dir)
+    try:
+        _run(request, cells, emit, executor or SerialExecutor(), result)
+    except DiskFull as exc:
+        raise DiskFull(exc.folder, _kept(result)) from None
+    except Exception as exc:
+        full = disk_full_error(exc)
+        if full is None:
+            raise
+        folder = Path(full.filename).parent if full.filename else request.out_dir
+        raise DiskFull(folder, _kept(result)) from None
+    return result
+
+
+def _kept(result: RunResult) -> str:
+    path = result.out_dir / RESULTS_CSV
+    n = result.saved
+    kept = (
+        f"no finished cell is in {path} yet"
+        if n == 0
+        else f"{n} finished cell{'s are' if n > 1 else ' is'} kept in {path}"
+    )
+    return f"{kept}; free some space and rerun the same command with --resume"
+
+
+def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner: Executor, result: RunResult) -> None:
     reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c)) is not None}
     todo = [c for c in cells if c.cell_id not in reused]
     emit(Planned(tuple(cells), len(todo)))
@@ -226,7 +257,6 @@ def run_grid(
 
     out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    result = RunResult(out)
     result.manifest = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "models": list(request.models),
@@ -249,14 +279,14 @@ def run_grid(
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
-    runner = executor or SerialExecutor()
     for index, record in enumerate(runner.run(todo, emit)):
         result.records.append(record)
         result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
         write_results(out, result.records)
+        result.saved = len(result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
     if not todo:
         write_results(out, result.records)
-    return result
+        result.saved = len(result.records)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from genbench.datasets.base import LoadedData
 from genbench.errors import GenbenchError, choices, unknown
 from genbench.protocol import Protocol
+from genbench.results import atomic_path
 
 DOMAIN_EXTRACTOR = "genbench-domain"
 DOMAIN_VERSION = 2  # bump when the classifier or its training changes: old cache entries are then ignored
@@ -145,15 +144,8 @@ def file_hash(path: Path) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)  # through a Python file, so that a full disk surfaces as its OSError
 
 
 def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainClassifier, float]:
