@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from genbench.errors import GenbenchError
+from genbench.errors import GenbenchError, choices
 from genbench.options import Kind as OptionKind
 from genbench.options import Option, parse_weights
 from genbench.protocol import run_options
@@ -116,7 +116,15 @@ def _parse_flag(opt: Option, raw: Any) -> Any:
     if raw is None:
         return None
     if opt.kind == "names":
-        return tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+        names = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+        if not names:  # `--metrics ''` would silently measure nothing
+            from genbench.plugins import get_registry
+            from genbench.suite import valid_names
+
+            valid = valid_names(opt.registry, get_registry()) if opt.registry else []
+            valid = ["all", *valid] if opt.registry == "metrics" else valid
+            raise GenbenchError(f"{opt.flag}: none given; valid: {choices(valid)}")
+        return names
     if opt.kind == "seeds":
         from genbench.run.grid import parse_seeds
 
@@ -251,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=args or ["--help"], prog_name="genbench", standalone_mode=False)
     except GenbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code  # 2 for bad input; 74 for a full disk (genbench.errors.DiskFull)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -130,7 +130,7 @@ def test_a_run_without_resume_into_a_folder_with_results_refuses_before_any_work
 def test_the_cli_refuses_a_used_folder_with_exit_2(
     tmp_path: Path, cache_dir: Path, tiny_models: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["run", "--models", "tiny", "--dataset", "digits", "--epochs", "1", "--metrics", "elbo",
+    args = ["run", "--models", "tiny", "--dataset", "digits", "--epochs", "1", "--metrics", "fid",
             "--eval-samples", "50", "--cache-dir", str(cache_dir), "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()

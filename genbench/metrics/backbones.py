@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,12 @@ from genbench.datasets.base import LoadedData
 from genbench.errors import GenbenchError, choices, unknown
 from genbench.metrics.weights import read_state_dict, refusal, same_tensors
 from genbench.protocol import Protocol
+from genbench.results import atomic_path
 
 DOMAIN_EXTRACTOR = "genbench-domain"
 DOMAIN_VERSION = 2  # bump when the classifier or its training changes: old cache entries are then ignored
 INCEPTION_EXTRACTOR = "inception-v3-compat"
+DOMAIN_FEATURE_DIM = 128  # width of the domain classifier's penultimate layer (FID/KID/PR features)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class DomainClassifier(nn.Module):
     4,000 MNIST digits, 99% on the 8x8 digits.
     """
 
-    def __init__(self, channels: int, num_classes: int, feature_dim: int = 128) -> None:
+    def __init__(self, channels: int, num_classes: int, feature_dim: int = DOMAIN_FEATURE_DIM) -> None:
         super().__init__()
         self.config = {"channels": channels, "num_classes": num_classes, "feature_dim": feature_dim}
         self.trunk = nn.Sequential(
@@ -145,15 +145,8 @@ def file_hash(path: Path) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)  # through a Python file, so that a full disk surfaces as its OSError
 
 
 def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainClassifier, float]:
@@ -311,6 +304,36 @@ def _hub_backbones() -> list[HubBackbone]:
 
 BACKBONES: dict[str, DomainBackbone | HubBackbone] = {"domain": DomainBackbone()}
 BACKBONES.update((b.name, b) for b in _hub_backbones())
+
+# Width of each layer torch-fidelity's extractors provide (from their network definitions), so that
+# statistics computed elsewhere (--reference-stats) can be checked before training, without weights.
+_CLIP_DIMS = {"rn50": 1024, "rn101": 512, "rn50x4": 640, "rn50x16": 768, "rn50x64": 1024, "vit-b-32": 512,
+              "vit-b-16": 512, "vit-l-14": 768, "vit-l-14-336px": 768}  # fmt: skip
+LAYER_DIMS: dict[str, dict[str, int]] = {
+    INCEPTION_EXTRACTOR: {"64": 64, "192": 192, "768": 768, "2048": 2048, "logits_unbiased": 1008, "logits": 1008},
+    "vgg16": {"fc2": 4096, "fc2_relu": 4096},
+    **{f"clip-{name}": {"clip": dim} for name, dim in _CLIP_DIMS.items()},
+    **{f"dinov2-vit-{size}-14": {"dinov2": dim} for size, dim in (("s", 384), ("b", 768), ("l", 1024), ("g", 1536))},
+}
+
+
+def backbone_layers(name: str) -> tuple[tuple[str, ...], str]:
+    """A backbone's layers and its standard FID/KID/PR layer, known without weights or a dataset."""
+    backbone = BACKBONES[name]
+    if isinstance(backbone, DomainBackbone):
+        return DomainFeatureExtractor.get_provided_features_list(), "penultimate"
+    cls = FEATURE_EXTRACTORS_REGISTRY[backbone.extractor]
+    return tuple(cls.get_provided_features_list()), str(cls.get_default_feature_layer_for_metric("fid"))
+
+
+def layer_dim(name: str, layer: str, num_classes: int | None) -> int | None:
+    """The feature width of ``layer`` of backbone ``name`` (None: not known without running it)."""
+    backbone = BACKBONES[name]
+    if isinstance(backbone, DomainBackbone):
+        return {"penultimate": DOMAIN_FEATURE_DIM, "logits": num_classes}.get(layer)
+    return LAYER_DIMS.get(backbone.extractor, {}).get(layer)
+
+
 _RESOLVED: dict[tuple[str, str, str, str], BackboneConfig] = {}
 
 

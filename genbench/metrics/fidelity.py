@@ -154,6 +154,16 @@ class PrecisionRecall(FidelityMetric):
     description = "precision, recall and F-score per backbone (torch-fidelity): precision_<backbone>, ..."
     higher_is_better = True
 
+    def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        n_ref = protocol.n_reference(len(dataset.split(protocol.reference_split)))
+        n = min(protocol.eval_samples, n_ref)
+        if protocol.prc_neighborhood >= n:  # the k-th neighbour of a sample among the others needs k < n
+            raise GenbenchError(
+                f"--prc-neighborhood {protocol.prc_neighborhood}: must be smaller than the samples compared "
+                f"({protocol.eval_samples} generated, {n_ref} reference); use at most {n - 1}"
+            )
+        return super().prepare(protocol, dataset)
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         out = {}
         for name in ctx.protocol.backbones:

@@ -143,25 +143,47 @@ def load_or_compute(cache_dir: Path, key: ReferenceKey, compute: Callable[[], to
         return stats
 
 
-def load_user_stats(path: Path, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``mu``/``sigma`` from an ``.npz`` computed elsewhere (``--reference-stats``), checked against ``dim``.
+def load_user_stats(path: Path, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``mu``/``sigma`` from an ``.npz`` computed elsewhere (``--reference-stats``), checked (against ``dim`` if given).
 
-    Read without pickle: an object array (which would be unpickled, and could run
-    code) is refused like any other unreadable file.
+    The file is read with ``allow_pickle=False``: a pickled array is refused, never executed.
+    Every problem is one GenbenchError naming the file, so it can be checked before training.
     """
-    from genbench.errors import GenbenchError
+    from genbench.errors import GenbenchError, choices
 
+    label = f"--reference-stats {path}"
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise GenbenchError(f"{label}: cannot read ({exc.strerror})") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive, as numpy.savez writes
+        raise GenbenchError(f"{label}: not an .npz archive (numpy.savez(path, mu=..., sigma=...) writes one)")
+    arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
-    except Exception as exc:
-        if "allow_pickle" in str(exc):  # numpy refused an object array or a pickle
-            raise GenbenchError(
-                f"--reference-stats {path}: it holds Python objects (they need pickle, which genbench refuses: "
-                f"it could run code); save float arrays with numpy.savez(path, mu=mu, sigma=sigma)"
-            ) from None
-        raise GenbenchError(f"--reference-stats {path}: not an .npz with 'mu' and 'sigma' ({exc})") from None
+            for key in ("mu", "sigma"):
+                if key not in data.files:
+                    raise GenbenchError(f"{label}: holds no {key!r} (its arrays: {choices(data.files)})")
+                arrays[key] = data[key]
+    except GenbenchError:
+        raise
+    except ValueError:  # object arrays: loading them would unpickle, that is run code from the file
+        raise GenbenchError(
+            f"{label}: it holds Python objects (they need pickle, which genbench refuses: it could run code); "
+            "save float arrays with numpy.savez(path, mu=mu, sigma=sigma)"
+        ) from None
+    except Exception as exc:  # a truncated or damaged zip
+        raise GenbenchError(f"{label}: a damaged .npz archive ({type(exc).__name__})") from None
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise GenbenchError(f"{label}: {key!r} holds {value.dtype} values, not numbers")
+    mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
     problem = check_stats(mu, sigma, dim)
+    if problem is None and not np.allclose(
+        sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max(initial=0.0)))
+    ):
+        problem = "sigma is not symmetric, so it is no covariance matrix"
     if problem:
-        raise GenbenchError(f"--reference-stats {path}: {problem}")
+        raise GenbenchError(f"{label}: {problem}")
     return mu, sigma

@@ -236,7 +236,7 @@ def protocol_line(manifest: dict[str, Any], metric_cols: list[str], seeds: list[
         bits.append(f"backbones {'; '.join(described)}")
     else:
         if any(c.startswith("fid_") for c in metric_cols):
-            bits.append(f"backbones {', '.join(protocol.get('backbones', []))}")
+            bits.append(f"backbones {', '.join(map(str, protocol.get('backbones', [])))}")
         if "domain_accuracy" in facts:
             bits.append(f"domain classifier accuracy {facts['domain_accuracy']:.1%}")
     metrics = [str(m) for m in protocol.get("metrics", [])]

@@ -8,7 +8,8 @@ another machine. Whatever happens, a record comes back: a plugin that raises
 with its error; a NaN or exploded loss, a non-finite weight or sample, or a
 numerical failure in a sampler or metric gives ``diverged`` with the reason
 (:mod:`genbench.run.health`). Only the user's Ctrl-C propagates, so the user can stop a
-grid (:mod:`genbench.run.guard` tells it from a KeyboardInterrupt raised by code).
+grid (:mod:`genbench.run.guard` tells it from a KeyboardInterrupt raised by code), and
+:class:`~genbench.errors.DiskFull`, since every later cell would fail the same way.
 
 Each call is an *attempt* with a random id. It first removes the cell's old
 ``record.json`` (so an attempt that is killed leaves no record that --resume
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from genbench.datasets.base import DataInfo, Split
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError, is_disk_full
 from genbench.folder import cell_folder
 from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
@@ -179,6 +180,8 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     except NUMERICAL_ERRORS as exc:  # e.g. a sampler's Cholesky on codes of 1e19
         record.status, record.error = "diverged", f"{guard.phase}: {numerical_reason(exc)}"
     except Exception as exc:  # a plugin bug must not stop the grid
+        if is_disk_full(exc):  # but a full disk would fail every later cell the same way: stop it
+            raise (exc if isinstance(exc, DiskFull) else DiskFull(spec.out_dir)) from None
         record.status, record.error = "failed", one_line(exc)
     except CellTimeout as exc:
         record.status, record.error = "failed", str(exc)
@@ -193,7 +196,12 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
         record.status, record.error = "failed", "interrupted"
         save_cell_files(record, spec.out_dir, written)
         raise KeyboardInterrupt
-    save_cell_files(record, spec.out_dir, written)
+    try:
+        save_cell_files(record, spec.out_dir, written)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise (exc if isinstance(exc, DiskFull) else DiskFull(spec.out_dir)) from None
+        raise
     return record
 
 
@@ -330,8 +338,8 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
         "seed": spec.seed,
         "state_dict": model.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # through a Python file, so that a full disk surfaces as its OSError
 
 
 def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, FileDigest] | None = None) -> None:

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from genbench.errors import GenbenchError, choices
+from genbench.checks import (
+    check_backbone_options,
+    check_folders,
+    check_memory,
+    check_reference_stats,
+    check_seeds,
+    check_sizes,
+)
+from genbench.datasets.base import DataInfo
+from genbench.errors import DiskFull, GenbenchError, choices, disk_full_error
 from genbench.folder import RunFolder, intact
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
@@ -31,7 +40,7 @@ from genbench.models.base import Capability
 from genbench.options import check_values
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
-from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
+from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment, run_cell
 from genbench.run.data import load_data
 from genbench.run.grid import parse_axis, plan_cells
@@ -82,6 +91,7 @@ class RunResult:
     out_dir: Path
     records: list[CellRecord] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    saved: int = 0  # records written to results.csv so far (what a stopped run keeps)
 
 
 class Executor(TypingProtocol):
@@ -106,7 +116,11 @@ class SerialExecutor:
 
 
 def validate(request: RunRequest) -> list[CellSpec]:
-    """Check every name and value and expand the grid; raises GenbenchError before any training."""
+    """Check every name and value and expand the grid; raises GenbenchError before any training.
+
+    Nothing here loads the dataset: names, values, folders, the device and the memory each
+    cell's parameters take are all checked first (:mod:`genbench.checks`).
+    """
     registry = get_registry()
     p = request.protocol
     if not request.models:
@@ -125,21 +139,44 @@ def validate(request: RunRequest) -> list[CellSpec]:
                 f"model {name!r} cannot train on {info.kind} data ({p.dataset!r}); "
                 f"it supports {'/'.join(sorted(model.data_kinds))}"
             )
-    for name in p.metrics:
-        registry.metric(name)
+    check_seeds(request.seeds)
+    _check_metrics(request, info)
     if not p.backbones:
         raise GenbenchError(f"--backbone: none given; valid: {choices(BACKBONES)}")
     for name in p.backbones:
         if name not in BACKBONES:
             raise GenbenchError(f"unknown backbone {name!r}; valid: {choices(BACKBONES)}")
+    check_backbone_options(p)
     check_values(run_options(), p, request)  # ranges and choices of every declared option (genbench.options)
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
-    resolve_device(p.device)
-    timeout = request.cell_timeout  # checked by check_values: a finite number of seconds > 0
+    check_sizes(p)
+    check_reference_stats(p, info)
+    device = resolve_device(p.device)
+    check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
-    return [dataclasses.replace(c, cell_timeout=timeout) for c in cells]
+    check_memory(cells, p, info, device)
+    return [dataclasses.replace(c, cell_timeout=request.cell_timeout) for c in cells]
+
+
+def _check_metrics(request: RunRequest, info: DataInfo) -> None:
+    """Known metrics, at least one, and at least one that applies to some model (else nothing is measured)."""
+    registry = get_registry()
+    metrics = request.protocol.metrics
+    if not metrics:  # a library call that only trains (the command line refuses `--metrics ''`)
+        return
+    if ALL_METRICS in metrics and len(metrics) > 1:
+        raise GenbenchError(f"--metrics {','.join(metrics)}: {ALL_METRICS!r} stands alone (--metrics all)")
+    for name in metrics:
+        registry.metric(name)
+    models = [registry.model(m) for m in request.models]
+    applies = [n for n, e in registry.metrics.items() if any(e.cls().not_applicable(m, info) is None for m in models)]
+    if not set(metrics) & set(applies):
+        raise GenbenchError(
+            f"--metrics {','.join(metrics)}: applies to none of the models ({', '.join(request.models)}) "
+            f"on {info.name!r}; these do: {choices(applies)}"
+        )
 
 
 def _as_json(value: Any) -> Any:
@@ -171,23 +208,42 @@ def run_grid(
     """Run every cell of ``request``; return all records (also written under ``out_dir``).
 
     Raises GenbenchError before any work for bad input, for a folder that another run
-    holds, and for a folder that holds results when ``request.resume`` is False.
+    holds, and for a folder that holds results when ``request.resume`` is False. A full
+    disk (ENOSPC, or EDQUOT: a quota) stops the grid with :class:`~genbench.errors.DiskFull`
+    instead of failing every remaining cell the same way; what results.csv already holds stays.
     """
+    emit: EventCallback = on_event or (lambda _e: None)
     cells = validate(request)
     with RunFolder(request.out_dir) as folder:
         if not request.resume:
             folder.require_fresh()
         folder.check_cells(cells)
-        return _run_cells(request, cells, on_event, executor)
+        result = RunResult(request.out_dir)
+        try:
+            _run(request, cells, emit, executor or SerialExecutor(), result)
+        except DiskFull as exc:
+            raise DiskFull(exc.folder, _kept(result)) from None
+        except Exception as exc:
+            full = disk_full_error(exc)
+            if full is None:
+                raise
+            where = Path(full.filename).parent if full.filename else request.out_dir
+            raise DiskFull(where, _kept(result)) from None
+        return result
 
 
-def _run_cells(
-    request: RunRequest,
-    cells: list[CellSpec],
-    on_event: EventCallback | None,
-    executor: Executor | None,
-) -> RunResult:
-    emit: EventCallback = on_event or (lambda _e: None)
+def _kept(result: RunResult) -> str:
+    path = result.out_dir / RESULTS_CSV
+    n = result.saved
+    kept = (
+        f"no finished cell is in {path} yet"
+        if n == 0
+        else f"{n} finished cell{'s are' if n > 1 else ' is'} kept in {path}"
+    )
+    return f"{kept}; free some space and rerun the same command with --resume"
+
+
+def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner: Executor, result: RunResult) -> None:
     reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c, request.out_dir)) is not None}
     todo = [c for c in cells if c.cell_id not in reused]
     emit(Planned(tuple(cells), len(todo)))
@@ -207,7 +263,6 @@ def _run_cells(
 
     out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    result = RunResult(out)
     result.manifest = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "models": list(request.models),
@@ -231,14 +286,14 @@ def _run_cells(
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
-    runner = executor or SerialExecutor()
     for index, record in enumerate(runner.run(todo, emit)):
         result.records.append(record)
         result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
         write_results(out, result.records)
+        result.saved = len(result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
     if not todo:
         write_results(out, result.records)
-    return result
+        result.saved = len(result.records)

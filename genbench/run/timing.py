@@ -42,14 +42,48 @@ def timed(device: torch.device) -> Iterator[PhaseTiming]:
 
 
 def resolve_device(requested: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
-    from genbench.errors import GenbenchError
+    """``auto`` -> cuda when available else cpu; a device this machine lacks is a one-line error.
+
+    torch accepts names of devices it was not built for, or that are not here (``mps`` on Linux,
+    ``cuda:3`` with one GPU, ``meta`` that holds no data): every cell would fail on them, so they are
+    refused before any work.
+    """
+    from genbench.errors import GenbenchError, choices
 
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise GenbenchError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     try:
-        return torch.device(requested)
+        device = torch.device(requested)
     except RuntimeError:
-        raise GenbenchError(f"--device {requested!r} is not a device; valid: 'auto', 'cpu', 'cuda'") from None
+        raise GenbenchError(f"--device {requested!r} is not a device; valid: {choices(available_devices())}") from None
+    here = f"valid here: {choices(available_devices())}"
+    if device.type == "cpu":
+        return device
+    if device.type not in ("cuda", "mps", "xpu"):
+        raise GenbenchError(f"--device {requested}: genbench cannot train on it; {here}")
+    name = device.type.upper() if device.type != "cuda" else "CUDA"
+    count = _device_count(device.type)
+    if count == 0:
+        raise GenbenchError(f"--device {requested}: no {name} device is available here; {here}")
+    if device.index is not None and device.index >= count:
+        raise GenbenchError(f"--device {requested}: this machine has {count} {name} device(s); {here}")
+    return device
+
+
+def _device_count(kind: str) -> int:
+    """How many devices of ``kind`` (cuda, mps, xpu) this process can use."""
+    if kind == "cuda":
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind == "mps":
+        return int(torch.backends.mps.is_available())
+    xpu = getattr(torch, "xpu", None)
+    return int(xpu.device_count()) if xpu is not None and xpu.is_available() else 0
+
+
+def available_devices() -> list[str]:
+    """``auto``, ``cpu`` and every accelerator here (``cuda``, ``cuda:0``, ..., ``mps``, ``xpu``)."""
+    out = ["auto", "cpu"]
+    for kind in ("cuda", "xpu"):
+        count = _device_count(kind)
+        out += [kind, *(f"{kind}:{i}" for i in range(count))] if count else []
+    return out + (["mps"] if _device_count("mps") else [])
