@@ -32,10 +32,12 @@ from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec
 from genbench.results import RECORD_JSON, atomic_path, atomic_save_image, atomic_write_json, atomic_write_text
+from genbench.threads import apply_threads, decide
 from genbench.timing import resolve_device, timed
 from genbench.train import Diverged, TrainResult, train
 
-# (cell_id, event, detail): "phase" with the phase name, or "epoch" with (epoch, epochs, means).
+# (cell_id, event, detail): "phase" with the phase name, "epoch" with (epoch, epochs, means), "step" with
+# (epoch, epochs, steps done in the epoch, steps per epoch), "work" with (what, done, total) from genbench.progress.
 CellCallback = Callable[[str, str, Any], None]
 SAMPLE_BATCH = 500
 
@@ -103,13 +105,17 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
+    record.step_history = progress.steps  # likewise: the finer loss log of the curves
     try:
+        threads = decide(spec.threads)  # per cell: the machine's load changes during a grid
+        apply_threads(threads.threads)
         registry = get_registry()
         cls = registry.model(spec.model)
         data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
         device = resolve_device(protocol.device)
         record.device = str(device)
         record.environment = environment(device)
+        record.environment.update(threads=str(threads.threads), threads_reason=threads.reason)
         hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}", data.info.kind)
         record.hyper = to_dict(hyper)  # complete, kind defaults included, even for a hand-made partial spec
         seed_everything(spec.seed)
@@ -123,10 +129,13 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
         def on_epoch(epoch: int, means: dict[str, float]) -> None:
             notify(spec.cell_id, "epoch", (epoch, epochs, means))
 
+        def on_step(epoch: int, step: int, steps: int) -> None:
+            notify(spec.cell_id, "step", (epoch, epochs, step, steps))
+
         with timed(device) as t:
             record.timings["train"] = t  # filled in on exit, also when training diverges or fails
             try:
-                train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress)
+                train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, on_step)
             finally:
                 t.items = progress.images_seen
 
@@ -189,6 +198,9 @@ def evaluate(ctx: EvalContext, metrics: tuple[str, ...], record: CellRecord) -> 
             direction = metric.better(key)
             if direction is not None:
                 record.metric_better[key] = direction
+            low, high = metric.bounds(key, ctx.data)
+            if low is not None or high is not None or metric.integer(key):
+                record.metric_bounds[key] = {"low": low, "high": high, "integer": metric.integer(key)}
     used = [key.split(":", 1)[1] for key in ctx.memo if key.startswith("features:")]
     record.evaluation = evaluation_manifest(ctx.protocol, ctx.dataset, tuple(used))
     for key in ctx.memo:
@@ -216,7 +228,7 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
 
 
 def save_cell_files(record: CellRecord, out_dir: Path) -> None:
-    """record.json always; history.csv and curves.png when at least one epoch finished."""
+    """record.json always; history.csv, steps.csv and curves.png when at least one epoch finished."""
     if record.history:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=["epoch", *record.history[0]])
@@ -224,6 +236,12 @@ def save_cell_files(record: CellRecord, out_dir: Path) -> None:
         for i, row in enumerate(record.history, 1):
             writer.writerow({"epoch": i, **row})
         atomic_write_text(out_dir / "history.csv", buf.getvalue())
-        atomic_save_image(images.curves(record.history), out_dir / "curves.png")
+        if record.step_history:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(record.step_history[0]))
+            writer.writeheader()
+            writer.writerows(record.step_history)
+            atomic_write_text(out_dir / "steps.csv", buf.getvalue())
+        atomic_save_image(images.curves(record.step_history or record.history), out_dir / "curves.png")
         record.artifacts["curves"] = f"cells/{record.cell_id}/curves.png"
     atomic_write_json(out_dir / RECORD_JSON, record.to_json())

@@ -25,8 +25,10 @@ from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
 from genbench.plugins import get_registry
+from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, Protocol
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
+from genbench.threads import apply_threads, check_threads, choose_threads
 from genbench.timing import resolve_device
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
@@ -42,6 +44,7 @@ class RunRequest:
     grid: tuple[str, ...] = ()  # "key=v1,v2" or "model.key=v1,v2"
     seeds: tuple[int, ...] = (0,)
     resume: bool = False  # reuse finished cells found in out_dir with the same spec
+    threads: int | None = None  # torch threads per cell (>= 1); None: chosen per cell by genbench.threads
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -54,6 +57,8 @@ class Planned:
 @dataclass(frozen=True)
 class Preparing:
     what: str
+    done: int | None = None  # how far a long step is (genbench.progress.report), when it says
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,9 @@ class CellStarted:
 @dataclass(frozen=True)
 class CellProgress:
     cell_id: str
-    kind: str  # "phase" or "epoch"
-    detail: Any  # phase name, or (epoch, epochs, {loss: mean})
+    kind: str  # "phase", "epoch", "step" or "work"
+    # phase name; (epoch, epochs, {loss: mean}); (epoch, epochs, steps done, steps per epoch); (what, done, total)
+    detail: Any
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,17 @@ class SerialExecutor:
     def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]:
         for i, spec in enumerate(specs):
             on_event(CellStarted(i, len(specs), spec))
-            yield run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
+            yield run_reported(spec, on_event)
+
+
+def run_reported(spec: CellSpec, on_event: EventCallback) -> CellRecord:
+    """``run_cell`` with its progress as events: phases, epochs, steps, and long work inside (features...)."""
+
+    def work(what: str, done: int, total: int | None) -> None:
+        on_event(CellProgress(spec.cell_id, "work", (what, done, total)))
+
+    with reporting(work):
+        return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
 
 
 def validate(request: RunRequest) -> list[CellSpec]:
@@ -146,8 +162,10 @@ def validate(request: RunRequest) -> list[CellSpec]:
     if p.reference_stats is not None and not Path(p.reference_stats).is_file():
         raise GenbenchError(f"--reference-stats {p.reference_stats}: no such file")
     resolve_device(p.device)
+    check_threads(request.threads)
     axes = [parse_axis(g) for g in request.grid]
-    return plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    return [dataclasses.replace(c, threads=request.threads) for c in cells]
 
 
 def _as_json(value: Any) -> Any:
@@ -177,6 +195,7 @@ def run_grid(
     p = request.protocol
     registry = get_registry()
 
+    apply_threads(choose_threads(request.threads))  # preparing (the domain classifier) computes too
     emit(Preparing(f"loading dataset {p.dataset!r}"))
     data = load_data(p.dataset, Path(p.data_dir), p.download)
     facts: dict[str, Any] = {}
@@ -185,7 +204,8 @@ def run_grid(
         metric = registry.metric(name)()
         if any(metric.not_applicable(registry.model(m), data.info) is None for m in request.models):
             emit(Preparing(f"preparing metric {name!r}"))
-            facts.update(metric.prepare(p, data))
+            with reporting(lambda what, done, total: emit(Preparing(what, done, total))):
+                facts.update(metric.prepare(p, data))
             used_backbones.update(dict.fromkeys(metric.backbones(p)))
 
     out = request.out_dir
@@ -205,6 +225,7 @@ def run_grid(
         "plugins": [dataclasses.asdict(x) for x in registry.plugins],
         "plugin_problems": list(registry.problems),
         "metric_better": {},
+        "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
         "cells": len(cells),
     }
     atomic_write_json(out / RUN_JSON, result.manifest)
@@ -213,11 +234,13 @@ def run_grid(
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
+        result.manifest["metric_bounds"].update(old.metric_bounds)
     runner = executor or SerialExecutor()
     for index, record in enumerate(runner.run(todo, emit)):
         result.records.append(record)
         result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
+        result.manifest["metric_bounds"].update(record.metric_bounds)
         write_results(out, result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
