@@ -26,7 +26,7 @@ from rich.table import Column
 
 from genbench.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
 
-PLAIN_INTERVAL_S = 10.0  # at most one progress line this often in a log (cell start and end lines always)
+PLAIN_INTERVAL_S = 5.0  # at most one progress line this often in a log (cell start and end lines always)
 NAME_WIDTH = 30  # the cell id column of the bars (longer ids are cut with …)
 BAR_WIDTH = 20  # the bars keep this width whatever the text beside them (the losses are cut instead)
 

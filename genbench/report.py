@@ -19,6 +19,15 @@ other group's; otherwise it and the groups whose intervals overlap it are marked
 ``≈`` (tied within the 95% CI). With one seed per cell there is no interval and
 the best value is bold, as a legend line under the table says.
 
+Intervals are clipped to the range each metric declares (``metric_bounds`` in
+run.json, from :meth:`genbench.Metric.bounds`): two seeds of a share never show
+an interval past 1. When a GAN trains its generator or discriminator at a rate
+other than ``lr`` (``lr_g``, ``lr_d``), the ``lr`` column gives way to ``lr G``
+and ``lr D``, the rates the optimisers used (``lr_g or lr``, ``lr_d or lr``).
+``columns`` (``genbench table --columns``) picks and orders the columns; in a
+terminal, :mod:`genbench.richtable` lays the table out for the console's width.
+CSV leaves a value a row does not have empty, so readers parse the column as numbers.
+
 The evaluation protocol (dataset, sample counts, feature backbones and their
 weights, layers, resizing, KID/IS/precision-recall settings, library versions,
 seeds) is shown once above the table: the Rich title, the Markdown paragraph
