@@ -174,7 +174,7 @@ def build(table: ComparisonTable, layout: Layout, width: int | None = None) -> A
         caption=escape("\n".join(legend)),
         title_justify="left",
         caption_justify="left",
-        show_lines=table.seeds > 1 or layout.transposed,
+        show_lines=table.seeds > 1,  # rules between rows only where cells hold an interval line
     )
     heads = headers(table)
     texts = _transposed(table) if layout.transposed else [_columns(table)[j] for j in layout.columns]
