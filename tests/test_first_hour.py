@@ -42,6 +42,12 @@ def test_the_public_api_is_imported_on_first_use() -> None:
     assert genbench.GenerativeModel is GenerativeModel and "Metric" in dir(genbench)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = genbench.Nope  # type: ignore[attr-defined]
+    code = (
+        "import sys, genbench\nprint('torch' in sys.modules)\ngenbench.GenerativeModel\nprint('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]  # torch loads with the first name that needs it
 
 
 def test_help_and_version_start_without_torch() -> None:
