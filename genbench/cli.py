@@ -27,8 +27,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from genbench import __version__
+
+        typer.echo(f"genbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _app(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Benchmark generative image models: grids, timed protocols, torch-fidelity metrics, tables."""
 
 
 def _stdout() -> Console:
@@ -235,18 +252,45 @@ def list_(
         Console(stderr=True).print(f"[yellow]plugin problem:[/] {problem}")
 
 
+_SUFFIX_FORMATS = {".md": TableFormat.markdown, ".markdown": TableFormat.markdown, ".csv": TableFormat.csv}
+
+
 @app.command()
 def table(
     out: Annotated[Path, typer.Argument(help="a run folder holding results.csv")],
-    format: Annotated[TableFormat, typer.Option("--format", help="rich, csv or markdown")] = TableFormat.rich,
+    format: Annotated[
+        TableFormat | None,
+        typer.Option("--format", help="rich, csv or markdown [rich; with -o, from the file's suffix]"),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="comma-separated columns, e.g. model,z_dim,fid_domain,status [those that fit]"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="write to this file (markdown or csv); image links resolve from it"),
+    ] = None,
 ) -> None:
     """Re-render the comparison table of a finished (or interrupted) run from disk."""
     from genbench.reporting.table import render
 
     if not (out / "results.csv").is_file():
         raise GenbenchError(f"{out}: no results.csv here; pass the folder a `genbench run --out` wrote")
-    rendered = render(out, format.value)
-    if isinstance(rendered, str):
+    if output is not None and output.is_dir():
+        raise GenbenchError(f"-o {output}: is a folder; give a file, e.g. {output / 'table.md'}")
+    if format is None:
+        format = _SUFFIX_FORMATS.get(output.suffix.lower(), TableFormat.rich) if output else TableFormat.rich
+    if output is not None and format is TableFormat.rich:
+        raise GenbenchError(f"-o {output}: writes markdown or csv; add --format markdown or --format csv")
+    chosen = None if columns is None else list(_list(columns)) or [""]
+    links_from = output.parent if output is not None else None  # stdout: links relative to the run folder
+    rendered = render(out, format.value, chosen, links_from)
+    if output is not None:
+        from genbench.results import atomic_write_text
+
+        atomic_write_text(output, str(rendered))
+        Console(stderr=True).print(f"wrote {output}")
+    elif isinstance(rendered, str):
         typer.echo(rendered, nl=False)
     else:
         _stdout().print(rendered)
@@ -254,6 +298,9 @@ def table(
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: one-line errors, exit status 2 for bad input."""
+    from genbench.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before anything loads torch: idle OpenMP threads sleep instead of spinning
     args = sys.argv[1:] if argv is None else argv
     try:
         result = app(args=args or ["--help"], prog_name="genbench", standalone_mode=False)
@@ -265,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # typer's completion options exit by themselves
+        return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
         # typer's (vendored click) usage errors: a bad option value, an unknown option...
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):

@@ -37,6 +37,7 @@ PHASES = ("train", "sample", "evaluate")
 # table to tell hyper-parameters apart and by the registry to reserve these names.
 IDENTITY_COLUMNS = frozenset(
     {"model", "dataset", "seed", "cell", "status", "error", "flags", "params", "device", "samples_png", "peak_mem_mb"}
+    | {"threads"}  # the torch threads a cell trained with (train_s depends on it)
 )
 PROTOCOL_COLUMNS = frozenset({"n_generated", "n_reference", "reference_split", "backbones", "torch_fidelity", "torch"})
 TIMING_COLUMNS = frozenset({f"{phase}_s" for phase in PHASES} | {f"{phase}_items_per_s" for phase in PHASES})
@@ -182,6 +183,15 @@ class RunRequest:
         "bool",
         False,
     )
+    threads: int | None = option(
+        "torch threads per cell; left out: $OMP_NUM_THREADS, else the cores other processes leave free, chosen "
+        "again for every cell (torch's default of every core can make a busy machine dozens of times slower)",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="automatic",
+    )
     # Enforced by genbench.run.guard (a SIGALRM in the main thread, and checks between steps everywhere).
     cell_timeout: float | None = option(
         "seconds one cell (setup, training, sampling, evaluation) may run before it is stopped as failed "
@@ -216,6 +226,8 @@ class CellSpec:
     # Seconds the cell may run before it is stopped as failed (None: no limit). Not part of the
     # protocol: it changes no number, so a cell finished under another limit is reused by --resume.
     cell_timeout: float | None = None
+    # Torch intra-op threads (None: genbench.threads chooses when the cell starts); not part of the protocol.
+    threads: int | None = None
 
 
 @dataclass
@@ -252,12 +264,16 @@ class CellRecord:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     metric_better: dict[str, Literal["lower", "higher"]] = field(default_factory=dict)
+    # key -> {"low": float | None, "high": float | None, "integer": bool}: the values the metric can take
+    metric_bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_notes: dict[str, str] = field(default_factory=dict)  # metric -> why not computed
     flags: list[str] = field(default_factory=list)  # training health: "d_wins: ...", "collapse: ..."
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. domain backbone accuracy
     timings: dict[str, PhaseTiming] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    # Up to 10 points an epoch for the loss curves: {"step", "epoch" (fractional), key: mean over the steps since}
+    step_history: list[dict[str, float]] = field(default_factory=list)
     device: str = "cpu"
     environment: dict[str, str] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
@@ -355,6 +371,8 @@ class CellRecord:
             row["peak_mem_mb"] = round(max(t.peak_mem_mb for t in self.timings.values()), 1)
         row["params"] = self.params.get("total", 0)
         row["device"] = self.device
+        if "threads" in self.environment:
+            row["threads"] = int(self.environment["threads"])  # train_s depends on it
         row["samples_png"] = self.artifacts.get("samples", "")
         row.update(self.protocol_columns())
         return row

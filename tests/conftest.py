@@ -20,6 +20,12 @@ from genbench.plugins import get_registry
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """genbench's automatic thread choice honours $OMP_NUM_THREADS: every cell of the tests runs on one thread."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the whole session: backbones and reference statistics are reused across tests."""

@@ -135,6 +135,9 @@ CASES = [
     run("cell-timeout-negative", "--cell-timeout", "-5", phrase="--cell-timeout -5: must be a number of seconds > 0"),
     run("cell-timeout-nan", "--cell-timeout", "nan", phrase="--cell-timeout nan: must be a number of seconds > 0"),
     run("cell-timeout-text", "--cell-timeout", "soon", phrase="Invalid value for '--cell-timeout'"),
+    run("threads-zero", "--threads", "0", phrase="--threads 0: must be an integer >= 1"),
+    run("threads-negative", "--threads", "-1", phrase="--threads -1: must be an integer >= 1"),
+    run("threads-text", "--threads", "two", phrase="Invalid value for '--threads'"),
     run("eval-batch-huge", "--eval-batch-size", str(10**12), phrase="--eval-batch-size 1000000000000: at most"),
     # -- reference statistics
     run("stats-missing", "--reference-stats", "{tmp}/none.npz", phrase="none.npz: no such file"),
@@ -166,6 +169,9 @@ CASES = [
     table("table-nowhere", "{tmp}/none", phrase="none: no results.csv here"),
     table("table-not-a-run", "{tmp}", phrase="no results.csv here"),
     table("table-format", "{run}", "--format", "xml", phrase="Invalid value for '--format'"),
+    table("table-columns", "{run}", "--columns", "nope", phrase="--columns 'nope': no such column; valid: model,"),
+    table("table-output-dir", "{run}", "--output", "{tmp}", phrase="-o {tmp}: is a folder; give a file"),
+    table("table-output-suffix", "{run}", "--output", "{tmp}/t.xlsx", phrase="writes markdown or csv; add --format"),
     table("csv-empty", "{run}", phrase="results.csv: empty"),
     table("csv-binary", "{run}", phrase="results.csv: not a CSV table (binary data)"),
     table("csv-latin1", "{run}", phrase="results.csv: not a CSV table (not UTF-8 text)"),
@@ -263,7 +269,7 @@ def test_bad_input_is_one_line_exit_2_before_any_work(
     case: Case, files: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, run_dir = files / "out", files / "run"
-    if case.id.startswith(("csv-", "json-")) or case.id == "table-format":
+    if case.id.startswith(("csv-", "json-", "table-")) and case.id not in ("table-nowhere", "table-not-a-run"):
         run_dir.mkdir()
         damage(run_dir, case.id)
     places = {"out": str(out), "tmp": str(files), "cache": str(cache_dir), "run": str(run_dir)}

@@ -210,6 +210,7 @@ class Ring(Toy2D):
 
 class RingNamed(Ring):
     name = "toy2d-ring"
+    description = Ring.description.replace("same as toy2d-ring", "same as toy2d")
 
 
 class Grid(Toy2D):

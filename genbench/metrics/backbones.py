@@ -27,6 +27,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from genbench.datasets.base import LoadedData
 from genbench.errors import GenbenchError, choices, unknown
 from genbench.metrics.weights import read_state_dict, refusal, same_tensors
+from genbench.progress import report
 from genbench.protocol import Protocol
 from genbench.results import atomic_path
 
@@ -164,7 +165,9 @@ def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainC
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * math.ceil(len(train) / batch))
     net.train()
-    for _ in range(epochs):
+    what = f"training the domain classifier on {info.name} (epochs)"
+    for epoch in range(epochs):
+        report(what, epoch, epochs)
         perm = torch.randperm(len(train), generator=g)
         for i in range(0, len(train), batch):
             idx = perm[i : i + batch]
@@ -175,6 +178,7 @@ def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainC
             loss.backward()
             opt.step()
             sched.step()
+    report(what, epochs, epochs)
     net.eval()
     with torch.no_grad():
         correct = sum(

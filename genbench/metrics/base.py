@@ -53,6 +53,11 @@ class Metric(abc.ABC):
     key follows ``higher_is_better``, and a key can be informational (None: kept in
     the results, never ranked), like the spread of KID over subsets.
 
+    :meth:`bounds` and :meth:`integer` declare what values a key can take (precision in
+    [0, 1], classes covered a count in [0, classes]); the tables clip confidence
+    intervals to that range, so an interval over few seeds never shows values the
+    metric cannot take. By default a key is an unbounded real number.
+
     ``prepare`` runs once per run before any training, so a metric that cannot work
     (missing weights) fails before hours are spent; it is called again in every cell
     (cells are self-contained), so it must cache its work.
@@ -67,6 +72,19 @@ class Metric(abc.ABC):
     def better(self, key: str) -> Literal["lower", "higher"] | None:
         """How ``key`` ranks in tables: ``lower``, ``higher``, or None for an informational value."""
         return "higher" if self.higher_is_better else "lower"
+
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        """The smallest and largest value ``key`` can take on ``data`` (None: unbounded on that side).
+
+        Declare only what holds for every input, estimator noise included: an unbiased
+        estimate of a non-negative quantity (KID, MMD²) can come out below zero, so its
+        lower bound is None, not 0.
+        """
+        return (None, None)
+
+    def integer(self, key: str) -> bool:
+        """Whether ``key`` only takes whole numbers (a count such as classes covered); False by default."""
+        return False
 
     def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
         """Why this metric does not apply to ``model`` on ``data``, or None if it does."""

@@ -13,9 +13,7 @@ from typing import Literal
 import torch
 
 from genbench.datasets.base import DataInfo, LoadedData
-from genbench.metrics.backbones import resolve_backbone
 from genbench.metrics.base import EvalContext, Metric
-from genbench.metrics.features import backbone_features
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import Protocol
 
@@ -43,6 +41,8 @@ class DomainMetric(Metric):
         return ("domain",)
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        from genbench.metrics.backbones import resolve_backbone  # torch-fidelity: imported when needed
+
         return dict(resolve_backbone("domain", protocol, dataset).facts)
 
 
@@ -63,7 +63,17 @@ class ClassCoverage(DomainMetric):
             return "higher"
         return "lower" if key == "class_kl" else None  # classes_total is informational
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        if key in ("classes_covered", "classes_total"):
+            return (0.0, float(data.num_classes or 0))
+        return (0.0, None) if key == "class_kl" else (None, None)
+
+    def integer(self, key: str) -> bool:
+        return key in ("classes_covered", "classes_total")
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from genbench.metrics.features import backbone_features
+
         f = backbone_features(ctx, "domain")
         assert f.logits is not None
         k = int(ctx.data.num_classes or 0)
@@ -82,9 +92,14 @@ class ConditionalAccuracy(DomainMetric):
     higher_is_better = True
     requires = frozenset({Capability.SAMPLE, Capability.CONDITIONAL})
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (0.0, 1.0)  # a share of samples
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         if ctx.sample_labels is None:
             raise ValueError("the samples carry no requested labels")
+        from genbench.metrics.features import backbone_features
+
         f = backbone_features(ctx, "domain")
         assert f.logits is not None
         predicted = f.logits[0].argmax(1)

@@ -23,6 +23,7 @@ from genbench.datasets.base import LoadedData
 from genbench.metrics.backbones import BackboneConfig, resolve_backbone
 from genbench.metrics.base import EvalContext
 from genbench.metrics.refcache import ReferenceKey, ReferenceStats, load_or_compute
+from genbench.progress import report
 from genbench.protocol import Protocol
 
 
@@ -62,14 +63,33 @@ def extractor(backbone: BackboneConfig, layers: tuple[str, ...], cuda: bool) -> 
 
 
 def extract(
-    backbone: BackboneConfig, images: torch.Tensor, layers: tuple[str, ...], device: torch.device, batch_size: int
+    backbone: BackboneConfig,
+    images: torch.Tensor,
+    layers: tuple[str, ...],
+    device: torch.device,
+    batch_size: int,
+    what: str = "features",
 ) -> dict[str, torch.Tensor]:
-    """Features of ``images`` ([0, 1] floats) at ``layers``, as torch-fidelity computes them."""
+    """Features of ``images`` ([0, 1] floats) at ``layers``, as torch-fidelity computes them.
+
+    torch-fidelity is called once per batch (the same batches it would make itself, so the
+    same numbers) and :func:`genbench.progress.report` says how many images are done:
+    an Inception pass over a few thousand images takes minutes on a CPU.
+    """
     cuda = device.type == "cuda"
     fe = extractor(backbone, layers, cuda)
-    data = ImageBytes(to_uint8(images, backbone.rgb))
-    out = get_featuresdict_from_dataset(data, fe, batch_size, cuda, save_cpu_ram=True, verbose=False)
-    return {name: out[name].float() for name in layers}
+    data = to_uint8(images, backbone.rgb)
+    n = int(data.shape[0])
+    label = f"{what} ({backbone.name}, images)"
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    for start in range(0, n, batch_size):
+        report(label, start, n)
+        chunk = ImageBytes(data[start : start + batch_size])
+        out = get_featuresdict_from_dataset(chunk, fe, batch_size, cuda, save_cpu_ram=True, verbose=False)
+        for name in layers:
+            parts[name].append(out[name])
+    report(label, n, n)
+    return {name: torch.cat(parts[name]).float() for name in layers}
 
 
 def layers_for(backbone: BackboneConfig, protocol: Protocol) -> tuple[str, ...]:
@@ -89,7 +109,8 @@ def reference_stats(
 
     def compute(layer: str) -> torch.Tensor:
         if not computed:  # one pass yields every layer
-            computed.update(extract(backbone, split.head(n).x, layers, device, protocol.eval_batch_size))
+            x = split.head(n).x
+            computed.update(extract(backbone, x, layers, device, protocol.eval_batch_size, "reference features"))
         return computed[layer]
 
     out = {}
@@ -124,7 +145,7 @@ def backbone_features(ctx: EvalContext, name: str) -> BackboneFeatures:
     if memo_key not in ctx.memo:
         backbone = resolve_backbone(name, ctx.protocol, ctx.dataset)
         layers = layers_for(backbone, ctx.protocol)
-        generated = extract(backbone, ctx.samples, layers, ctx.device, ctx.protocol.eval_batch_size)
+        generated = extract(backbone, ctx.samples, layers, ctx.device, ctx.protocol.eval_batch_size, "sample features")
         reference = reference_stats(ctx.protocol, ctx.dataset, backbone, ctx.device)
         ctx.memo[memo_key] = BackboneFeatures(backbone, layers[0], generated, reference)
     features: BackboneFeatures = ctx.memo[memo_key]

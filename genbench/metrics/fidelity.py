@@ -4,28 +4,18 @@ Every value is computed by torch-fidelity's own functions (``fid_statistics_to_m
 ``kid_features_to_metric``, ``isc_features_to_metric``, ``prc_features_to_metric``) on
 features its extractors produce (:mod:`genbench.metrics.features`), once per backbone
 of the protocol: keys end in the backbone name (``fid_domain``, ``kid_inception``).
+
+torch-fidelity (and torchvision with it) is imported when a metric is prepared or
+computed, not with this module: ``genbench list`` needs the classes, not the library.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
-from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-from torch_fidelity.metric_prc import (
-    KEY_METRIC_F_SCORE,
-    KEY_METRIC_PRECISION,
-    KEY_METRIC_RECALL,
-    prc_features_to_metric,
-)
-
-from genbench.datasets.base import LoadedData
+from genbench.datasets.base import DataInfo, LoadedData
 from genbench.errors import GenbenchError
-from genbench.metrics.backbones import resolve_backbone
 from genbench.metrics.base import EvalContext, Metric
-from genbench.metrics.features import backbone_features, layers_for
-from genbench.metrics.refcache import load_user_stats, statistics
 from genbench.protocol import Protocol
 
 RNG_SEED = 2020  # torch-fidelity's default subset/shuffle seed: numbers match a direct torch-fidelity call
@@ -39,6 +29,9 @@ class FidelityMetric(Metric):
         return protocol.backbones
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
+        from genbench.metrics.backbones import resolve_backbone
+        from genbench.metrics.features import layers_for
+
         facts: dict[str, object] = {}
         for name in protocol.backbones:
             backbone = resolve_backbone(name, protocol, dataset)
@@ -49,6 +42,11 @@ class FidelityMetric(Metric):
     def better(self, key: str) -> Literal["lower", "higher"] | None:
         return None if key.endswith(STD_SUFFIX) else super().better(key)
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (0.0, None) if key.endswith(STD_SUFFIX) else self.value_bounds
+
+    value_bounds: tuple[float | None, float | None] = (None, None)  # of the keys that are not a spread
+
 
 class FID(FidelityMetric):
     """Fréchet distance between generated and reference features (lower is better)."""
@@ -56,16 +54,24 @@ class FID(FidelityMetric):
     name = "fid"
     description = "Frechet distance per backbone (torch-fidelity): fid_<backbone>"
     higher_is_better = False
+    value_bounds = (0.0, None)  # a distance
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
         facts = super().prepare(protocol, dataset)
         if protocol.reference_stats is not None and len(protocol.backbones) != 1:
             raise GenbenchError("--reference-stats: give exactly one --backbone (the statistics' feature space)")
         if protocol.reference_stats is not None:  # a broken file fails here, before training
+            from genbench.metrics.refcache import load_user_stats
+
             load_user_stats(protocol.reference_stats, None)
         return facts
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+        from genbench.metrics.features import backbone_features
+        from genbench.metrics.refcache import load_user_stats, statistics
+
         out = {}
         for name in ctx.protocol.backbones:
             f = backbone_features(ctx, name)
@@ -86,6 +92,7 @@ class KID(FidelityMetric):
     name = "kid"
     description = "kernel distance per backbone (torch-fidelity): kid_<backbone>, spread kid_<backbone>_std"
     higher_is_better = False
+    value_bounds = (None, None)  # the unbiased MMD² estimate is negative when the two sets are close
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
         n_ref = protocol.n_reference(len(dataset.split(protocol.reference_split)))
@@ -100,6 +107,10 @@ class KID(FidelityMetric):
         return super().prepare(protocol, dataset)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+        from genbench.metrics.features import backbone_features
+
         out = {}
         n_ref = len(ctx.reference)
         for name in ctx.protocol.backbones:
@@ -125,8 +136,13 @@ class InceptionScore(FidelityMetric):
     name = "isc"
     description = "Inception Score on class logits (torch-fidelity): isc_inception, or isc_domain (classifier IS)"
     higher_is_better = True
+    value_bounds = (1.0, None)  # exp(mean KL divergence), KL >= 0 (at most the number of classes)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+
+        from genbench.metrics.features import backbone_features
+
         out = {}
         for name in ctx.protocol.backbones:
             f = backbone_features(ctx, name)
@@ -153,6 +169,7 @@ class PrecisionRecall(FidelityMetric):
     name = "prc"
     description = "precision, recall and F-score per backbone (torch-fidelity): precision_<backbone>, ..."
     higher_is_better = True
+    value_bounds = (0.0, 1.0)  # shares of samples
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
         n_ref = protocol.n_reference(len(dataset.split(protocol.reference_split)))
@@ -165,6 +182,15 @@ class PrecisionRecall(FidelityMetric):
         return super().prepare(protocol, dataset)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from torch_fidelity.metric_prc import (
+            KEY_METRIC_F_SCORE,
+            KEY_METRIC_PRECISION,
+            KEY_METRIC_RECALL,
+            prc_features_to_metric,
+        )
+
+        from genbench.metrics.features import backbone_features
+
         out = {}
         for name in ctx.protocol.backbones:
             f = backbone_features(ctx, name)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from genbench.datasets.base import DataInfo
 from genbench.metrics.base import EvalContext, Metric
 from genbench.models.base import Capability
 
@@ -29,6 +30,9 @@ class ReconstructionError(Metric):
     higher_is_better = False
     requires = frozenset({Capability.RECONSTRUCT})
     data_kinds = frozenset({"image", "points"})
+
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (0.0, None)  # a mean of squares (the ELBO has no bound that holds for every likelihood)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         def per_example(x: torch.Tensor) -> torch.Tensor:

@@ -103,6 +103,15 @@ class ModeCoverage(Metric):
     def better(self, key: str) -> Literal["lower", "higher"] | None:
         return None if key == "modes_total" else "higher"
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        if key == "high_quality":
+            return (0.0, 1.0)
+        found = dataset_modes(data.name)
+        return (0.0, float(len(found[0])) if found is not None else None)
+
+    def integer(self, key: str) -> bool:
+        return key in ("modes_covered", "modes_total")
+
     def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
         reason = super().not_applicable(model, data)
         if reason is None and dataset_modes(data.name) is None:
@@ -165,6 +174,9 @@ class Histogram2D(Metric):
     PAD: ClassVar[float] = 0.10  # of the reference box's extent, on each side
     EPS: ClassVar[float] = 1e-6  # probability added to every cell before KL (then renormalised)
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (0.0, 1.0) if key == "js_hist" else (0.0, None)  # JS in bits; KL of two proper distributions
+
     def histogram(self, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         """Probabilities of ``BINS``² grid cells (row-major) plus one overflow cell, summing to 1."""
         u = (x - lo) / (hi - lo) * self.BINS  # grid coordinates; decided in floating point (inf/NaN are outside)
@@ -224,6 +236,7 @@ class SampleDistance(Metric):
     data_kinds = frozenset({"points"})
 
     MAX_POINTS: ClassVar[int] = 2000
+    # No bounds (the default): both are unbiased estimates, negative when the samples match the data closely.
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         g = torch.Generator().manual_seed(ctx.seed)

@@ -5,6 +5,7 @@ Drawn with Pillow (already a torchvision dependency) so no plotting library is n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -50,9 +51,18 @@ def scatter(real: torch.Tensor, fake: torch.Tensor, size: int = 400) -> Image.Im
     return img
 
 
+X_KEYS = ("step", "epoch")  # position keys of a step log (genbench.run.train.TrainResult.steps), not curves
+
+
 def curves(history: list[dict[str, float]], width: int = 480, panel: int = 110) -> Image.Image:
-    """One small line chart per logged scalar, stacked, with its min/max and last value."""
-    keys = list(history[0]) if history else []
+    """One small line chart per logged scalar, stacked, with its min/max and last value.
+
+    ``history`` is one entry per epoch, or a step log whose entries carry their
+    (fractional) ``epoch``: points are then placed at it, several per epoch.
+    """
+    keys = [k for k in history[0] if k not in X_KEYS] if history else []
+    at = [h.get("epoch", j + 1) for j, h in enumerate(history)]
+    x0, x1 = (0.0, max(at)) if history and "epoch" in history[0] else (1.0, float(len(history)))
     img = Image.new("RGB", (width, max(1, len(keys)) * panel), "white")
     draw = ImageDraw.Draw(img)
     for i, key in enumerate(keys):
@@ -62,16 +72,21 @@ def curves(history: list[dict[str, float]], width: int = 480, panel: int = 110) 
         rng = (hi - lo) or 1.0
         left, right, y0, y1 = 50, width - 10, top + 18, top + panel - 12
         draw.rectangle((left, y0, right, y1), outline=(200, 200, 200))
-        draw.text((4, top + 2), f"{key}  (last {values[-1]:.4g}, epochs 1-{len(values)})", fill=(0, 0, 0))
+        epochs = math.ceil(x1 - 1e-9)
+        draw.text((4, top + 2), f"{key}  (last {values[-1]:.4g}, epochs 1-{epochs})", fill=(0, 0, 0))
         draw.text((4, y0), f"{hi:.3g}", fill=(90, 90, 90))
         draw.text((4, y1 - 10), f"{lo:.3g}", fill=(90, 90, 90))
-        n = max(1, len(values) - 1)
-        pts = [(left + (right - left) * j / n, y1 - (y1 - y0) * (v - lo) / rng) for j, v in enumerate(values)]
+        span = (x1 - x0) or 1.0
+        pts = [
+            (left + (right - left) * (x - x0) / span, y1 - (y1 - y0) * (v - lo) / rng)
+            for x, v in zip(at, values, strict=True)
+        ]
         colour = PALETTE[i % len(PALETTE)]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
-        for x, y in pts:
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+        if len(pts) <= 60:  # dots for a few points; a dense step log reads better as a line
+            for x, y in pts:
+                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
     return img
 
 

@@ -19,6 +19,15 @@ other group's; otherwise it and the groups whose intervals overlap it are marked
 ``≈`` (tied within the 95% CI). With one seed per cell there is no interval and
 the best value is bold, as a legend line under the table says.
 
+Intervals are clipped to the range each metric declares (``metric_bounds`` in
+run.json, from :meth:`genbench.Metric.bounds`): two seeds of a share never show
+an interval past 1. When a GAN trains its generator or discriminator at a rate
+other than ``lr`` (``lr_g``, ``lr_d``), the ``lr`` column gives way to ``lr G``
+and ``lr D``, the rates the optimisers used (``lr_g or lr``, ``lr_d or lr``).
+``columns`` (``genbench table --columns``) picks and orders the columns; in a
+terminal, :mod:`genbench.richtable` lays the table out for the console's width.
+CSV leaves a value a row does not have empty, so readers parse the column as numbers.
+
 The evaluation protocol (dataset, sample counts, feature backbones and their
 weights, layers, resizing, KID/IS/precision-recall settings, library versions,
 seeds) is shown once above the table: the Rich title, the Markdown paragraph
@@ -32,14 +41,16 @@ inside the run's ``cells/`` folder.
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from genbench.errors import GenbenchError
 from genbench.folder import CELLS, safe_relative
 from genbench.protocol import IDENTITY_COLUMNS
 from genbench.reporting.stats import Direction, Mark, Summary, rank, summarize
@@ -48,7 +59,10 @@ from genbench.results import read_manifest, read_results, safe_csv_text
 Format = Literal["rich", "csv", "markdown"]
 ALWAYS_HYPER = ("z_dim", "lr", "batch_size", "epochs")
 IDENTITY = IDENTITY_COLUMNS
+LR_SPLIT = ("lr_g", "lr_d")  # GANs: each network's learning rate; unset means lr
 LABELS = {
+    "lr_g": "lr G",
+    "lr_d": "lr D",
     "batch_size": "batch",
     "train_s": "train s",
     "train_items_per_s": "img/s",
@@ -77,6 +91,7 @@ LEGEND_SEEDS = (
     "bold: best, its 95% CI clear of every other row",
     f"{TIE} tied within 95% CI (intervals overlap the best's)",
 )
+LEGEND_LR = "lr G / lr D: the learning rate the generator / discriminator trained at (lr_g / lr_d, else lr)"
 
 
 @dataclass
@@ -101,15 +116,22 @@ class ComparisonTable:
     metric_columns: list[int] = field(default_factory=list)  # column positions of the metrics
     ok_seeds: list[tuple[int, int]] = field(default_factory=list)  # (ok seeds, seeds run) per row
     legend: list[str] = field(default_factory=list)  # the legend's lines
+    keys: list[str] = field(default_factory=list)  # results.csv column of each header (what --columns takes)
+    priority: list[int] = field(default_factory=list)  # per column, 0 first: what a narrow terminal keeps
+    status_column: int | None = None  # position of the status column, if shown
+    backbones: list[str] = field(default_factory=list)  # feature backbones of the run (short headers with one)
 
 
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+MISSING = "—"  # a value a row does not have (a VAE's lr_d), in the Rich and Markdown tables; empty in CSV
+
+
+def _fmt(value: Any, digits: int = 4, missing: str = MISSING) -> str:
     if _missing(value):
-        return "—"
+        return missing
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
@@ -150,6 +172,7 @@ def _metric_columns(df: pd.DataFrame, manifest: dict[str, Any]) -> tuple[list[st
     ranked = [c for c in better if c in df.columns]
     names = [str(m) for m in manifest.get("protocol", {}).get("metrics", [])]
     valued = set(ranked) | {c for c in df.columns if any(c == m or c.startswith(f"{m}_") for m in names)}
+    valued |= {c for c in manifest.get("metric_bounds") or {} if c in df.columns}  # classes_total, modes_total
     return ranked, valued
 
 
@@ -259,8 +282,55 @@ def protocol_line(manifest: dict[str, Any], metric_cols: list[str], seeds: list[
     return "; ".join(bits)
 
 
-def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
-    """Choose columns, aggregate seeds, and mark the best (or tied) group of each ranked metric."""
+def _numbers(values: pd.Series) -> pd.Series:
+    """A column as float64 (NaN where missing or not a number), whatever dtype pandas gave it."""
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def _rates_differ(df: pd.DataFrame) -> bool:
+    """Whether some row trains its generator or discriminator at a rate other than its ``lr``."""
+    if "lr" not in df.columns or not any(c in df.columns for c in LR_SPLIT):
+        return False
+    lr = _numbers(df["lr"])
+    for c in LR_SPLIT:
+        if c in df.columns:
+            rate = _numbers(df[c]).fillna(lr)
+            if ((rate - lr).abs() > 1e-12 * lr.abs()).any():
+                return True
+    return False
+
+
+def _bounds(manifest: dict[str, Any], column: str) -> tuple[float | None, float | None]:
+    """The range the run's metric plugin declared for ``column`` (run.json ``metric_bounds``), else unbounded."""
+    b = (manifest.get("metric_bounds") or {}).get(column) or {}
+    low, high = b.get("low"), b.get("high")
+    return (None if low is None else float(low), None if high is None else float(high))
+
+
+def select_columns(available: list[str], labels: list[str], wanted: Sequence[str]) -> list[str]:
+    """The keys ``wanted`` names (a results column such as ``fid_domain``, or its header), in that order.
+
+    An unknown name raises GenbenchError naming every valid column.
+    """
+    by_label = {lab.lower(): key for key, lab in zip(available, labels, strict=True)}
+    out: list[str] = []
+    for name in wanted:
+        key = name if name in available else by_label.get(name.strip().lower())
+        if key is None:
+            raise GenbenchError(f"--columns {name!r}: no such column; valid: {', '.join(available)}")
+        if key not in out:
+            out.append(key)
+    if not out:
+        raise GenbenchError(f"--columns: no column given; valid: {', '.join(available)}")
+    return out
+
+
+def comparison(df: pd.DataFrame, manifest: dict[str, Any], columns: Sequence[str] | None = None) -> ComparisonTable:
+    """Choose columns, aggregate seeds, and mark the best (or tied) group of each ranked metric.
+
+    ``columns`` picks and orders the columns (keys of results.csv such as ``fid_domain``,
+    ``z_dim``, ``train_s``, ``status``, or their headers); by default the lab-report set.
+    """
     better: dict[str, str] = manifest.get("metric_better", {})
     metric_cols, metric_valued = _metric_columns(df, manifest)
     protocol_cols = _protocol_columns(manifest)
@@ -274,15 +344,45 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
         and not c.endswith(("_s", "_items_per_s"))
     ]
     hyper_cols = [c for c in hyper_cols if c not in _measured(df, hyper_cols)]
+    split_lr = _rates_differ(df)
+    if split_lr:  # the rates each network trains at: lr_g / lr_d where set, else lr (what the optimisers use)
+        df = df.copy()
+        lr = _numbers(df["lr"])
+        for c in LR_SPLIT:
+            df[c] = _numbers(df[c]).fillna(lr) if c in df.columns else lr
+            if c not in hyper_cols:
+                hyper_cols.append(c)
     # The lab-report columns, plus any hyper-parameter the grid varied within one model.
     varied = {c for c in hyper_cols if (df.groupby("model")[c].nunique() > 1).any()}
-    shown_hyper = [c for c in hyper_cols if c in ALWAYS_HYPER or c in varied]
-    cols = ["model"]
+    always = [*ALWAYS_HYPER]
+    if split_lr:
+        always[always.index("lr") : always.index("lr") + 1] = LR_SPLIT
+        varied -= {"lr"}
+    shown_hyper = [c for c in always if c in hyper_cols]
+    shown_hyper += [c for c in hyper_cols if c in varied and c not in shown_hyper]
+    default = ["model"]
     if df["dataset"].nunique() > 1:
-        cols.append("dataset")
-    cols += shown_hyper
-    cols += metric_cols + timing + ["status"]
-    metric_pos = [cols.index(c) for c in metric_cols]
+        default.append("dataset")
+    default += shown_hyper + metric_cols + timing + ["status"]
+    evaluation = manifest.get("evaluation") or {}
+    backbones = [*(evaluation.get("backbones") or {}), *manifest.get("protocol", {}).get("backbones", [])]
+    if columns is None:
+        cols = default
+    else:
+        extra = [c for c in ("train_items_per_s", "params", "seed", "cell") if c in df.columns]
+        available = list(dict.fromkeys(["model", "dataset", *hyper_cols, *metric_cols, *timing, *extra, "status"]))
+        cols = select_columns(available, [label(c, backbones) for c in available], columns)
+    shown_metrics = [c for c in metric_cols if c in cols]
+    metric_pos = [cols.index(c) for c in shown_metrics]
+    status_pos = cols.index("status") if "status" in cols else None
+    priority = [
+        0 if c in ("model", "dataset") or c in varied
+        else 1 if c == "status"
+        else 2 if c in metric_cols
+        else 3 if c in timing
+        else 4
+        for c in cols
+    ]  # fmt: skip
 
     keys = ["model", "dataset", *hyper_cols]
     groups = [g for _, g in df.groupby(keys, dropna=False, sort=False)] if len(df) else []
@@ -298,8 +398,9 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
         ok = g[g["status"] == "ok"]
         first = g.iloc[0]
         row = [_fmt(first.get(c), digits.get(c, 4)) for c in cols]
-        for col, j in zip(metric_cols, metric_pos, strict=True):
-            s = summarize(pd.to_numeric(ok[col], errors="coerce").astype("float64").tolist())
+        for col, j in zip(shown_metrics, metric_pos, strict=True):
+            values = pd.to_numeric(ok[col], errors="coerce").astype("float64").tolist()
+            s = summarize(values, bounds=_bounds(manifest, col))
             summaries[(i, j)] = s
             row[j], interval = format_summary(s)
             if seeds_run > 1 and s.n < len(g) and s.n > 0:
@@ -307,8 +408,10 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
             if interval:
                 intervals[(i, j)] = interval
         for c in timing:
-            row[cols.index(c)] = _fmt(_mean(ok[c]) if len(ok) else _mean(g[c]))
-        row[-1] = _status(g)
+            if c in cols:
+                row[cols.index(c)] = _fmt(_mean(ok[c]) if len(ok) else _mean(g[c]))
+        if status_pos is not None:
+            row[status_pos] = _status(g)
         ok_seeds.append((len(ok), len(g)))
         rows.append(row)
         # read from a file: only a plain path inside the run's cells/ becomes a link (no "..", "/x", "http:")
@@ -317,7 +420,7 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
 
     best: set[tuple[int, int]] = set()
     ties: set[tuple[int, int]] = set()
-    for col, j in zip(metric_cols, metric_pos, strict=True):
+    for col, j in zip(shown_metrics, metric_pos, strict=True):
         if better[col] not in ("lower", "higher"):
             continue
         direction: Direction = "lower" if better[col] == "lower" else "higher"
@@ -327,8 +430,10 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
 
     with_interval = any(summaries[(i, j)].interval is not None for i in range(len(rows)) for j in metric_pos)
     legend = list(LEGEND_SEEDS) if with_interval else [LEGEND_ONE_SEED]
-    evaluation = manifest.get("evaluation") or {}
-    backbones = [*(evaluation.get("backbones") or {}), *manifest.get("protocol", {}).get("backbones", [])]
+    if with_interval and any(_bounds(manifest, c) != (None, None) for c in shown_metrics):
+        legend[0] += "; intervals clipped to each metric's range"
+    if any(c in cols for c in LR_SPLIT) and split_lr:
+        legend.append(LEGEND_LR)
     seeds = sorted(df["seed"].dropna().unique().tolist()) if "seed" in df.columns else []
     return ComparisonTable(
         headers=[label(c, backbones) for c in cols],
@@ -344,19 +449,28 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any]) -> ComparisonTable:
         metric_columns=metric_pos,
         ok_seeds=ok_seeds,
         legend=legend,
+        keys=list(cols),
+        priority=priority,
+        status_column=status_pos,
+        backbones=list(dict.fromkeys(backbones)),
     )
 
 
-def load_table(out_dir: Path) -> ComparisonTable:
-    return comparison(read_results(out_dir), read_manifest(out_dir))
+def load_table(out_dir: Path, columns: Sequence[str] | None = None) -> ComparisonTable:
+    return comparison(read_results(out_dir), read_manifest(out_dir), columns)
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(table: ComparisonTable) -> str:
-    """The protocol paragraph, the table (``**best**``, ``value ≈`` for a tie, the interval after it), the legend."""
+def to_markdown(table: ComparisonTable, out_dir: Path | None = None, links_from: Path | None = None) -> str:
+    """The protocol paragraph, the table (``**best**``, ``value ≈`` for a tie, the interval after it), the legend.
+
+    Sample previews are linked relative to ``links_from``, the folder the Markdown file
+    is written to, when it and ``out_dir`` (the run folder) are given; else relative to
+    the run folder, where they resolve for a file saved there.
+    """
     headers = [*table.headers, "preview"]
     lines = [f"_{_md(table.protocol)}_", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for i, row in enumerate(table.rows):
@@ -370,7 +484,10 @@ def to_markdown(table: ComparisonTable) -> str:
             if (i, j) in table.intervals:
                 text = f"{text} {table.intervals[(i, j)]}"
             cells.append(text)
-        preview = f"![samples]({table.previews[i]})" if table.previews[i] else ""
+        link = table.previews[i]
+        if link and out_dir is not None and links_from is not None:
+            link = Path(os.path.relpath(Path(out_dir) / link, links_from)).as_posix()
+        preview = f"![samples]({link})" if link else ""
         lines.append("| " + " | ".join([*cells, preview]) + " |")
     lines += ["", _md(table.caption)]
     return "\n".join(lines) + "\n"
@@ -382,13 +499,13 @@ def to_csv(table: ComparisonTable) -> str:
     ``protocol`` repeats the protocol line on every row."""
     columns: dict[str, list[str]] = {}
     for j, header in enumerate(table.headers):
-        columns[header] = [row[j] for row in table.rows]
+        columns[header] = ["" if row[j] == MISSING else row[j] for row in table.rows]  # empty: a CSV reader's NaN
         if table.seeds > 1 and j in table.metric_columns:
             stats = [table.summaries[(i, j)] for i in range(len(table.rows))]
-            columns[header] = [_fmt(s.mean, 6) for s in stats]
-            columns[f"{header} std"] = [_fmt(s.std, 6) for s in stats]
-            columns[f"{header} CI low"] = [_fmt(s.ci_low, 6) for s in stats]
-            columns[f"{header} CI high"] = [_fmt(s.ci_high, 6) for s in stats]
+            columns[header] = [_fmt(s.mean, 6, "") for s in stats]
+            columns[f"{header} std"] = [_fmt(s.std, 6, "") for s in stats]
+            columns[f"{header} CI low"] = [_fmt(s.ci_low, 6, "") for s in stats]
+            columns[f"{header} CI high"] = [_fmt(s.ci_high, 6, "") for s in stats]
             columns[f"{header} n"] = [str(s.n) for s in stats]
     frame = pd.DataFrame(columns)
     frame["best"] = [
@@ -404,47 +521,28 @@ def to_csv(table: ComparisonTable) -> str:
     return safe_csv_text(frame)  # text that a spreadsheet would run as a formula is guarded
 
 
-def to_rich(table: ComparisonTable, out_dir: Path | None = None) -> Any:
-    """A ``rich.table.Table``: the protocol as its title, the legend as its caption, intervals under the means.
+def to_rich(table: ComparisonTable, out_dir: Path | None = None, chosen: bool = False) -> Any:
+    """A Rich renderable laid out for the console's width when printed (:class:`genbench.richtable.FittedTable`).
 
-    rich is imported here only: the library never needs it.
+    The protocol is its title, the legend its caption, intervals sit under the means; in
+    a narrow terminal it turns on its side or leaves out the least important columns and
+    says which. ``chosen``: the columns were picked by the user and are never dropped.
+    rich is imported only when the table is printed: the library never needs it.
     """
-    from rich.markup import escape
-    from rich.table import Table
+    from genbench.richtable import FittedTable
 
-    rich_table = Table(
-        title=escape(table.protocol),
-        caption=escape("\n".join(table.legend) if table.legend else table.caption),
-        title_justify="left",
-        caption_justify="left",
-        show_lines=table.seeds > 1,
-    )
-    for j, h in enumerate(table.headers):
-        # In a narrow terminal the metric and status cells wrap (at " ± " and ", "); short columns stay whole.
-        wraps = j in table.metric_columns or j == len(table.headers) - 1
-        rich_table.add_column(h, justify="left" if h in ("model", "dataset", "status") else "right", no_wrap=not wraps)
-    for i, row in enumerate(table.rows):
-        styled = []
-        for j, v in enumerate(row):
-            text = escape(v)
-            if (i, j) in table.best:
-                text = f"[bold green]{text}[/]"
-            elif (i, j) in table.ties:
-                text = f"[yellow]{text} {TIE}[/]"
-            if (i, j) in table.intervals:
-                text = f"{text}\n[dim]{escape(table.intervals[(i, j)])}[/]"
-            styled.append(text)
-        n_ok, n = table.ok_seeds[i] if i < len(table.ok_seeds) else (int(row[-1] == "ok"), 1)
-        if n_ok < n:
-            styled[-1] = f"[{'yellow' if n_ok else 'red'}]{escape(row[-1])}[/]"
-        rich_table.add_row(*styled)
-    return rich_table
+    return FittedTable(table, chosen)
 
 
-def render(out_dir: Path, fmt: str) -> str | Any:
-    table = load_table(out_dir)
+def render(out_dir: Path, fmt: str, columns: Sequence[str] | None = None, links_from: Path | None = None) -> str | Any:
+    """The table of the run in ``out_dir`` as Markdown or CSV text, or a Rich renderable.
+
+    ``columns`` picks the columns (see :func:`comparison`); ``links_from`` is the folder
+    the Markdown will be read from, so its image links resolve (default: the run folder).
+    """
+    table = comparison(read_results(out_dir), read_manifest(out_dir), columns)
     if fmt == "markdown":
-        return to_markdown(table)
+        return to_markdown(table, out_dir, links_from)
     if fmt == "csv":
         return to_csv(table)
-    return to_rich(table, out_dir)
+    return to_rich(table, out_dir, chosen=columns is not None)

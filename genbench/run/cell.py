@@ -59,8 +59,10 @@ from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
 from genbench.run.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
+from genbench.threads import apply_threads, decide
 
-# (cell_id, event, detail): "phase" with the phase name, or "epoch" with (epoch, epochs, means).
+# (cell_id, event, detail): "phase" with the phase name, "epoch" with (epoch, epochs, means), "step" with
+# (epoch, epochs, steps done in the epoch, steps per epoch), "work" with (what, done, total) from genbench.progress.
 CellCallback = Callable[[str, str, Any], None]
 SAMPLE_BATCH = 500
 METRIC_DIVERGENCE: tuple[type[Exception], ...] = (Diverged, *NUMERICAL_ERRORS)  # a metric's numbers blew up
@@ -169,6 +171,7 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     record.attempt = start_attempt(spec.out_dir)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
+    record.step_history = progress.steps  # likewise: the finer loss log of the curves
     guard = CellGuard(spec.cell_timeout)
     try:
         with guard:
@@ -210,12 +213,15 @@ def _run_phases(
 ) -> None:
     """The body of :func:`run_cell`: fills ``record`` as it goes, raises on failure or divergence."""
     protocol = spec.protocol
+    threads = decide(spec.threads)  # per cell: the machine's load changes during a grid
+    apply_threads(threads.threads)
     registry = get_registry()
     cls = registry.model(spec.model)
     data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
     device = resolve_device(protocol.device)
     record.device = str(device)
     record.environment = environment(device)
+    record.environment.update(threads=str(threads.threads), threads_reason=threads.reason)
     hyper = build(cls.Hyper, dict(spec.hyper), f"model {spec.model!r}", data.info.kind)
     record.hyper = to_dict(hyper)  # complete, kind defaults included, even for a hand-made partial spec
     seed_everything(spec.seed)
@@ -231,10 +237,13 @@ def _run_phases(
         guard.detail = f"epoch {min(epoch + 1, epochs)}/{epochs}"
         notify(spec.cell_id, "epoch", (epoch, epochs, means))
 
+    def on_step(epoch: int, step: int, steps: int) -> None:
+        notify(spec.cell_id, "step", (epoch, epochs, step, steps))
+
     with timed(device) as t:
         record.timings["train"] = t  # filled in on exit, also when training diverges or fails
         try:
-            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check)
+            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step)
         finally:
             t.items = progress.images_seen
 
@@ -302,6 +311,9 @@ def evaluate(
             direction = metric.better(key)
             if direction is not None:
                 record.metric_better[key] = direction
+            low, high = metric.bounds(key, ctx.data)
+            if low is not None or high is not None or metric.integer(key):
+                record.metric_bounds[key] = {"low": low, "high": high, "integer": metric.integer(key)}
     used = [key.split(":", 1)[1] for key in ctx.memo if key.startswith("features:")]
     record.evaluation = evaluation_manifest(ctx.protocol, ctx.dataset, tuple(used))
     for key in ctx.memo:
@@ -343,7 +355,7 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
 
 
 def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, FileDigest] | None = None) -> None:
-    """record.json always; history.csv and curves.png when at least one epoch finished.
+    """record.json always; history.csv, steps.csv and curves.png when at least one epoch finished.
 
     The record lists each artifact's size and sha256: from ``written`` (the digests of the
     bytes this attempt wrote, see :func:`genbench.results.recording_writes`), else from disk.
@@ -358,7 +370,15 @@ def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, Fi
             writer.writerow([i, *(row.get(k, "") for k in keys)])
         atomic_write_text(out_dir / "history.csv", buf.getvalue())
         record.artifacts["history"] = f"cells/{record.cell_id}/history.csv"
-        atomic_save_image(images.curves(record.history), out_dir / "curves.png")
+        if record.step_history:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            keys = list(record.step_history[0])
+            writer.writerow([csv_text(k) for k in keys])
+            writer.writerows([row.get(k, "") for k in keys] for row in record.step_history)
+            atomic_write_text(out_dir / "steps.csv", buf.getvalue())
+            record.artifacts["steps"] = f"cells/{record.cell_id}/steps.csv"
+        atomic_save_image(images.curves(record.step_history or record.history), out_dir / "curves.png")
         record.artifacts["curves"] = f"cells/{record.cell_id}/curves.png"
     record.checksums = {}
     for name, rel in list(record.artifacts.items()):

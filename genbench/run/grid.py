@@ -24,13 +24,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genbench.errors import GenbenchError, choices
 from genbench.hyper import build, field_types, parse_value, to_dict
 from genbench.options import SEED_LIMIT
-from genbench.plugins import Registry
 from genbench.protocol import CellSpec, Protocol
+
+if TYPE_CHECKING:  # the registry imports torch: --help and suite parsing must not wait for it
+    from genbench.plugins import Registry
 
 
 @dataclass(frozen=True)

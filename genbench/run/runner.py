@@ -39,12 +39,14 @@ from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
 from genbench.options import check_values
 from genbench.plugins import get_registry
+from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment, run_cell
 from genbench.run.data import load_data
 from genbench.run.grid import parse_axis, plan_cells
 from genbench.run.timing import resolve_device
+from genbench.threads import apply_threads, choose_threads
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
 
@@ -59,6 +61,8 @@ class Planned:
 @dataclass(frozen=True)
 class Preparing:
     what: str
+    done: int | None = None  # how far a long step is (genbench.progress.report), when it says
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,9 @@ class CellStarted:
 @dataclass(frozen=True)
 class CellProgress:
     cell_id: str
-    kind: str  # "phase" or "epoch"
-    detail: Any  # phase name, or (epoch, epochs, {loss: mean})
+    kind: str  # "phase", "epoch", "step" or "work"
+    # phase name; (epoch, epochs, {loss: mean}); (epoch, epochs, steps done, steps per epoch); (what, done, total)
+    detail: Any
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,17 @@ class SerialExecutor:
     def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]:
         for i, spec in enumerate(specs):
             on_event(CellStarted(i, len(specs), spec))
-            yield run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
+            yield run_reported(spec, on_event)
+
+
+def run_reported(spec: CellSpec, on_event: EventCallback) -> CellRecord:
+    """``run_cell`` with its progress as events: phases, epochs, steps, and long work inside (features...)."""
+
+    def work(what: str, done: int, total: int | None) -> None:
+        on_event(CellProgress(spec.cell_id, "work", (what, done, total)))
+
+    with reporting(work):
+        return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
 
 
 def validate(request: RunRequest) -> list[CellSpec]:
@@ -157,7 +172,7 @@ def validate(request: RunRequest) -> list[CellSpec]:
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
     check_memory(cells, p, info, device)
-    return [dataclasses.replace(c, cell_timeout=request.cell_timeout) for c in cells]
+    return [dataclasses.replace(c, cell_timeout=request.cell_timeout, threads=request.threads) for c in cells]
 
 
 def _check_metrics(request: RunRequest, info: DataInfo) -> None:
@@ -250,6 +265,7 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
     p = request.protocol
     registry = get_registry()
 
+    apply_threads(choose_threads(request.threads))  # preparing (the domain classifier) computes too
     emit(Preparing(f"loading dataset {p.dataset!r}"))
     data = load_data(p.dataset, Path(p.data_dir), p.download)
     facts: dict[str, Any] = {}
@@ -258,7 +274,8 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
         metric = registry.metric(name)()
         if any(metric.not_applicable(registry.model(m), data.info) is None for m in request.models):
             emit(Preparing(f"preparing metric {name!r}"))
-            facts.update(metric.prepare(p, data))
+            with reporting(lambda what, done, total: emit(Preparing(what, done, total))):
+                facts.update(metric.prepare(p, data))
             used_backbones.update(dict.fromkeys(metric.backbones(p)))
 
     out = request.out_dir
@@ -277,6 +294,7 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
         "plugins": [dataclasses.asdict(x) for x in registry.plugins],
         "plugin_problems": list(registry.problems),
         "metric_better": {},
+        "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
         "cells": len(cells),
         "cell_timeout": request.cell_timeout,
     }
@@ -286,10 +304,12 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
+        result.manifest["metric_bounds"].update(old.metric_bounds)
     for index, record in enumerate(runner.run(todo, emit)):
         result.records.append(record)
         result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
+        result.manifest["metric_bounds"].update(record.metric_bounds)
         write_results(out, result.records)
         result.saved = len(result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)

@@ -4,12 +4,19 @@ Mini-batches are drawn by indexing tensors that live on the device (no
 DataLoader workers, no host-to-device copy per step), the per-step scalars stay
 on the device and are read once per epoch, so the loop costs about what a plain
 hand-written PyTorch loop costs (see ``benchmarks/bench_overhead.py``).
+
+Two finer views come at no extra device read: the loss curves get up to
+``POINTS_PER_EPOCH`` points an epoch (``TrainResult.steps``: means over every
+``ceil(steps / POINTS_PER_EPOCH)`` steps, computed from the same stacked
+per-step values as the epoch means), and ``on_step`` says how far an epoch has
+got, at most every ``STEP_REPORT_S`` seconds (a clock read per step, no sync).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +28,9 @@ from genbench.models.base import GenerativeModel
 from genbench.run.health import loss_problem
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int, int, int], None]  # (epoch, steps done in it, steps per epoch)
+POINTS_PER_EPOCH = 10  # loss-curve points per epoch (the history keeps one mean per epoch)
+STEP_REPORT_S = 0.5  # on_step is called at most this often
 # Exceptions that mean the numbers blew up rather than that the code is wrong: a Cholesky
 # factorisation or an eigen-solver that fails on a matrix of huge or degenerate values
 # (numpy's class is scipy.linalg's too), a float overflow. Raised while sampling or by a
@@ -69,6 +79,8 @@ def nonfinite_weight(model: torch.nn.Module) -> str | None:
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     images_seen: int = 0
+    # Finer loss log for the curves: {"step": optimiser steps so far, "epoch": fractional epoch, key: mean, ...}
+    steps: list[dict[str, float]] = field(default_factory=list)
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
@@ -85,6 +97,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     result: TrainResult | None = None,
     check: Callable[[], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` on ``data`` (already on the model's device).
 
@@ -101,6 +114,7 @@ def train(
     bs = min(batch_size, n)
     steps = batches_per_epoch(n, bs)
     model.train()
+    next_report = time.monotonic() + STEP_REPORT_S
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=g).to(data.x.device, non_blocking=True)
         logs: list[dict[str, torch.Tensor]] = []
@@ -110,10 +124,17 @@ def train(
             idx = perm[i * bs : (i + 1) * bs]
             y = data.y[idx] if data.y is not None else None
             logs.append(dict(model.train_step(data.x[idx], y)))
-        means = epoch_means(logs)
+            if on_step is not None and time.monotonic() >= next_report:
+                on_step(epoch, i + 1, steps)
+                next_report = time.monotonic() + STEP_REPORT_S
+        means, points = epoch_log(logs)
         result.images_seen += steps * bs
         if all(math.isfinite(v) for v in means.values()):
             result.history.append(means)  # an exploded epoch is kept (curves.png shows it), a NaN one is not
+            result.steps += [
+                {"step": (epoch - 1) * steps + end, "epoch": epoch - 1 + end / steps, **values}
+                for end, values in points
+            ]
         problem = loss_problem(epoch, means)
         if problem is not None:
             raise Diverged(problem)
@@ -127,6 +148,28 @@ def train(
 
 def epoch_means(logs: list[dict[str, torch.Tensor]]) -> dict[str, float]:
     """Average each logged scalar over the epoch with one device read per key."""
+    return epoch_log(logs)[0]
+
+
+def epoch_log(
+    logs: list[dict[str, torch.Tensor]], points: int = POINTS_PER_EPOCH
+) -> tuple[dict[str, float], list[tuple[int, dict[str, float]]]]:
+    """The epoch mean of each logged scalar, and its means over consecutive runs of steps.
+
+    The runs are ``ceil(steps / points)`` steps long (the last may be shorter); each is
+    given as (steps done at its end, {key: mean}). One device read per key.
+    """
     if not logs:
-        return {}
-    return {key: float(torch.stack([torch.as_tensor(s[key]) for s in logs]).float().mean()) for key in logs[0]}
+        return {}, []
+    size = math.ceil(len(logs) / points)
+    ends = [min(len(logs), start + size) for start in range(0, len(logs), size)]
+    means: dict[str, float] = {}
+    chunks: list[dict[str, float]] = [{} for _ in ends]
+    for key in logs[0]:
+        values = torch.stack([torch.as_tensor(s[key]) for s in logs]).float()
+        parts = [values[start:end].mean() for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        read = torch.stack([values.mean(), *parts]).tolist()  # the one read from the device
+        means[key] = float(read[0])
+        for chunk, value in zip(chunks, read[1:], strict=True):
+            chunk[key] = float(value)
+    return means, list(zip(ends, chunks, strict=True))
