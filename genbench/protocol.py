@@ -32,7 +32,7 @@ def default_data_dir() -> Path:
     return Path(os.environ["GENBENCH_DATA"]) if "GENBENCH_DATA" in os.environ else default_cache_dir() / "data"
 
 
-PHASES = ("train", "sample", "evaluate")
+PHASES = ("calibrate", "train", "sample", "evaluate")  # calibrate: genbench.run.calibrate, the speed yardstick
 # Columns of results.csv that are neither hyper-parameters nor metrics: one list, used by the
 # table to tell hyper-parameters apart and by the registry to reserve these names.
 IDENTITY_COLUMNS = frozenset(
