@@ -214,6 +214,6 @@ def _text(value: Any) -> str | None:
 
 def describe(value: Any, width: int = 12) -> str:
     """A setting for a message: hashes cut to ``width`` characters and an ellipsis, the rest as JSON."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{16,}", value):
-        return value[:width] + "…"
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{12,}", value):  # a hash: its start is enough
+        return value[:width] + "…" if len(value) > width else value
     return json.dumps(value) if not isinstance(value, str) else repr(value)

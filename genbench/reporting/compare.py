@@ -185,9 +185,9 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
             for key in _BACKBONE_FIELDS:
                 x, y = (ba[name] or {}).get(key), (bb[name] or {}).get(key)
                 if _differs(x, y):
-                    out.append(
-                        (_backbone(name, names), f"backbone {name} {key} differs ({describe(x)} vs {describe(y)})")
-                    )
+                    verb = "differ" if key == "weights" else "differs"
+                    what = f"backbone {name} {key.replace('_', ' ')} {verb} ({describe(x)} vs {describe(y)})"
+                    out.append((_backbone(name, names), what))
                     break
     for key in sorted(set(a.protocol) & set(b.protocol) - PROTOCOL_WITHOUT_EFFECT - {"dataset", "epochs"}):
         if _differs(a.protocol[key], b.protocol[key]):  # after the evaluation's own words
