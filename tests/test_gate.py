@@ -108,7 +108,12 @@ def test_compare_formats_json_and_csv_carry_the_numbers(
     doc = json.loads(out)
     fid = next(f for f in doc["figures"] if f["figure"] == "fid_domain" and f["cell"].startswith("gan"))
     assert fid["a_values"] == GOOD["fid_domain"] and fid["verdict"] == "worse" and 0 < fid["q"] < 0.01
-    assert {f["figure"] for f in doc["figures"]} >= {"fid_domain", "train_speed", "sample_speed", "evaluate_speed"}
+    assert {f["figure"] for f in doc["figures"]} == {"fid_domain", "precision_domain", "train_speed", "evaluate_speed"}
+    # sampling 200 images took 4 ms: too short to time, so it is not judged, and a note says so
+    assert (
+        "sample_speed not judged: the phase lasted 4 ms, 4 ms (median per cell, reference side), too short"
+        in " ".join(doc["notes"])
+    )
     _, out, _ = cli(capsys, "compare", base, head, "--format", "csv")
     frame = pd.read_csv(pd.io.common.StringIO(out))
     assert {"cell", "figure", "a_mean", "b_mean", "verdict", "q", "seeds_needed", "a_seeds"} <= set(frame.columns)
@@ -200,8 +205,8 @@ def test_baseline_then_check_passes_on_noise_and_fails_on_a_regression_with_ever
     code, out, _ = cli(capsys, "check", head, "--baseline", baseline, "--markdown", md, "--json", js, "--junit", junit)
     assert code == 1
     assert "## genbench check: ❌ 1 regression" in out
-    line = f"| {label('gan', GAN)} | fid_domain | fid_domain worse: 100 -> 151 (+51.0%; tolerance 5%; Welch t, q="
-    assert line in out
+    line = "fid_domain worse: 100 -> 151 (+51.0%; tolerance 5%; Welch t, one-sided, q="
+    assert f"| {label('gan', GAN)} | fid_domain | {line}" in out
     assert md.read_text() == out and summary.read_text() == out + "\n"
     result = json.loads(js.read_text())
     assert result["exit_code"] == 1 and not result["passed"]

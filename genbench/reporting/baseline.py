@@ -17,12 +17,14 @@
       "cells": [
         {"key": "gan:3f9a1c2b7e", "cell": "gan_3f9a1c2b7e", "model": "gan", "hyper": {...}, "device": "cpu",
          "seeds": [{"seed": 0, "status": "ok", "flags": [], "metrics": {"fid_domain": 512.3, ...},
-                    "speed": {"train": 2113.4, "sample": 81000.0, "evaluate": 640.2}, "calibration": 35012.6}]}
+                    "speed": {"train": 2113.4, "sample": 81000.0, "evaluate": 640.2},
+                    "seconds": {"train": 1.3325, "sample": 0.0025, "evaluate": 0.3124}, "calibration": 35012.6}]}
       ]
     }
 
-``speed`` holds images per second and ``calibration`` the calibration workload's, so a check
-compares their ratios (:mod:`genbench.run.calibrate`). A cell whose evaluation differs from
+``speed`` holds images per second, ``seconds`` how long each phase lasted and ``calibration``
+the calibration workload's images per second, so a check compares their ratios
+(:mod:`genbench.run.calibrate`). A cell whose evaluation differs from
 the common one carries its own ``evaluation``. ``check`` holds the tolerances and level the
 baseline was made with; ``--tolerance`` and a suite's ``[check]`` table override them.
 
@@ -97,6 +99,7 @@ def _seed_json(s: SeedResult) -> dict[str, Any]:
     out["flags"] = list(s.flags)
     out["metrics"] = dict(s.metrics)
     out["speed"] = {k: round(v, 3) for k, v in s.speed.items()}
+    out["seconds"] = {k: round(v, 4) for k, v in s.seconds.items()}
     out["calibration"] = None if s.calibration is None else round(s.calibration, 3)
     return out
 
@@ -161,6 +164,7 @@ def _seed(value: Any, where: str) -> SeedResult:
         flags=tuple(_str(f, f"{where}.flags[{i}]") for i, f in enumerate(_list(s.get("flags", []), f"{where}.flags"))),
         metrics={k: _num(v, f"{where}.metrics.{k}") for k, v in _obj(s.get("metrics", {}), f"{where}.metrics").items()},
         speed={k: _num(v, f"{where}.speed.{k}") for k, v in _obj(s.get("speed", {}), f"{where}.speed").items()},
+        seconds={k: _num(v, f"{where}.seconds.{k}") for k, v in _obj(s.get("seconds", {}), f"{where}.seconds").items()},
         calibration=None if calibration is None else _num(calibration, f"{where}.calibration"),
     )
 

@@ -52,6 +52,7 @@ class SeedResult:
     flags: tuple[str, ...] = ()  # as recorded: "collapse: 2/10 classes covered"
     metrics: Mapping[str, float] = field(default_factory=dict)
     speed: Mapping[str, float] = field(default_factory=dict)  # phase -> items per second (raw)
+    seconds: Mapping[str, float] = field(default_factory=dict)  # phase -> how long it lasted
     calibration: float | None = None  # the calibration workload's items per second, timed in the cell
 
     @property
@@ -132,6 +133,7 @@ def seed_result(record: CellRecord) -> SeedResult:
     evaluate, n = record.timings.get("evaluate"), record.evaluation.get("n_generated")
     if evaluate is not None and evaluate.seconds > 0 and isinstance(n, int) and n > 0:
         speed["evaluate"] = n / evaluate.seconds
+    seconds = {phase: record.timings[phase].seconds for phase in speed}
     calibration = record.timings.get("calibrate")
     return SeedResult(
         seed=record.seed,
@@ -140,6 +142,7 @@ def seed_result(record: CellRecord) -> SeedResult:
         flags=tuple(record.flags),
         metrics={k: v for k, v in record.metrics.items() if math.isfinite(v)},
         speed=speed,
+        seconds=seconds,
         calibration=calibration.items_per_s if calibration is not None and calibration.items_per_s > 0 else None,
     )
 

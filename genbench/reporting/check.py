@@ -135,7 +135,7 @@ def check(
     ``speed`` defaults to ``calibrated`` against a baseline file and ``raw`` against a run.
     """
     mode_speed: SpeedMode = speed or ("calibrated" if mode == "baseline" else "raw")
-    comparison = compare(reference, run, tolerances, alpha, mode_speed)
+    comparison = compare(reference, run, tolerances, alpha, mode_speed, one_sided=True)
     problem = refusal(comparison)
     if problem:
         raise GenbenchError(problem)

@@ -11,6 +11,12 @@ every speed figure of every matched cell, over the seeds each side ran (ok seeds
   two separate families). Speed figures are tested on the logarithm of their throughput, as
   their noise is multiplicative, and their change is a change of time per image (``+25%``: a
   quarter slower), the geometric means of the two sides compared.
+* ``genbench check`` tests one-sided, in the direction each figure moved (its question is "worse?"),
+  which halves the p-value of a change; ``genbench compare`` asks "which way, if any?" and tests
+  two-sided.
+* A speed figure whose phase lasted under :data:`MIN_TIMED` (0.2 s, the reference side's median)
+  is not judged: the clock of a 5 ms phase measures the machine's mood, not the code. A note
+  says which.
 * With one seed on each side there is no spread to test against: the tolerance alone decides,
   and the figure says ``1 seed a side: tolerance only``. With one seed on one side only, that
   value is tested against the other side's spread.
@@ -46,6 +52,7 @@ from genbench.reporting.tolerance import SPEED_FIGURES, Tolerance, resolve
 Verdict = Literal["better", "worse", "same", "refused"]
 SpeedMode = Literal["raw", "calibrated"]
 ALPHA = 0.01  # the chance of any false alarm over a comparison's metrics (and, apart, its speed figures)
+MIN_TIMED = 0.2  # seconds: a phase shorter than this (on the reference side, median) is not timed meaningfully
 # Evaluation settings that concern some metrics only, by key prefix; any other difference concerns them all.
 _SETTING_SCOPE: dict[str, tuple[str, ...]] = {
     "kid_subsets": ("kid_",),
@@ -123,6 +130,7 @@ class Comparison:
     only_b: list[Cell] = field(default_factory=list)
     one_sided: list[str] = field(default_factory=list)  # "gan_...: isc_domain only in B"
     notes: list[str] = field(default_factory=list)
+    directional: bool = False  # one-sided tests (a check), else two-sided (compare)
 
     @property
     def matched(self) -> list[str]:
@@ -245,11 +253,13 @@ def _values(f: Figure) -> tuple[list[float], list[float]]:
     return list(f.a), list(f.b)
 
 
-def _judge(figures: list[Figure], alpha: float) -> list[Figure]:
+def _judge(figures: list[Figure], alpha: float, one_sided: bool) -> list[Figure]:
     """p-values, Benjamini-Hochberg q-values within the family, verdicts and seeds needed."""
     from dataclasses import replace
 
     tests = [difference_test(*_values(f)) if f.verdict != "refused" else (None, "") for f in figures]
+    if one_sided:  # the p-value of the observed direction: a check asks "worse?", one question per figure
+        tests = [(None if p is None else p / 2, f"{test}, one-sided" if p is not None else test) for p, test in tests]
     qs = adjust([p for p, _ in tests])
     family = max(1, sum(p is not None for p, _ in tests))
     out = []
@@ -266,7 +276,8 @@ def _judge(figures: list[Figure], alpha: float) -> list[Figure]:
             sd = pooled_sd(va, vb)
             mean_a = math.fsum(f.a) / len(f.a)
             delta = math.log1p(f.tolerance.value) if f.kind == "speed" else f.tolerance.size(mean_a)
-            needed = seeds_for_power(sd, delta, alpha / family) if sd is not None else None
+            level = 2 * alpha / family if one_sided else alpha / family  # the two-sided level of the same test
+            needed = seeds_for_power(sd, delta, level) if sd is not None else None
         out.append(replace(f, verdict=verdict, change=_change(f), p_value=p, q_value=q, test=test, seeds_needed=needed))
     return out
 
@@ -278,8 +289,13 @@ def compare(
     tolerances: Sequence[Mapping[str, Tolerance]] = (),
     alpha: float = ALPHA,
     speed: SpeedMode = "raw",
+    one_sided: bool = False,
 ) -> Comparison:
-    """Match cells, refuse what was measured differently, judge the rest; GenbenchError if no cell matches."""
+    """Match cells, refuse what was measured differently, judge the rest; GenbenchError if no cell matches.
+
+    ``one_sided``: test each figure in the direction it moved (what a check asks: did it get worse?);
+    two-sided otherwise (``compare``: which way, if any?).
+    """
     if not 0 < alpha < 1:
         raise GenbenchError(f"--alpha {alpha}: must be between 0 and 1, e.g. 0.01")
     keys = [k for k in a.cells if k in b.cells]
@@ -291,7 +307,8 @@ def compare(
     better = {**b.metric_better, **a.metric_better}
     metrics = [m for m in dict.fromkeys([*a.metrics(), *b.metrics()]) if better.get(m) in ("lower", "higher")]
     figures: list[Figure] = []
-    one_sided: list[str] = []
+    only_one_side: list[str] = []
+    untimed: dict[str, list[str]] = {}  # speed figure -> how long its phase lasted, per cell
     for key in keys:
         ca, cb = a.cells[key], b.cells[key]
         diffs = differences(a, ca, b, cb, speed)
@@ -300,11 +317,15 @@ def compare(
             direction: Literal["lower", "higher"] = "lower" if better[m] == "lower" else "higher"
             rows.append((m, "metric", direction, _metric(ca, m), _metric(cb, m)))
         for name, phase in SPEED_FIGURES.items():
+            lasted = sorted(s.seconds[phase] for s in ca.ok() if phase in s.seconds)
+            if lasted and lasted[len(lasted) // 2] < MIN_TIMED:
+                untimed.setdefault(name, []).append(f"{lasted[len(lasted) // 2] * 1e3:.0f} ms")
+                continue
             rows.append((name, "speed", "higher", _speed(ca, phase, speed), _speed(cb, phase, speed)))
         for name, kind, direction, va, vb in rows:
             if not va or not vb:
                 if va or vb:
-                    one_sided.append(f"{ca.label}: {name} only in {'A' if va else 'B'}")
+                    only_one_side.append(f"{ca.label}: {name} only in {'A' if va else 'B'}")
                 continue
             tol = resolve(name, *tolerances)
             reason = next((f"{name}: {what}" for applies, what in diffs if applies(name)), "")
@@ -312,8 +333,8 @@ def compare(
             figures.append(
                 Figure(key, ca.label, name, kind, direction, tuple(va), tuple(vb), tol, verdict, reason=reason)
             )
-    judged_metrics = _judge([f for f in figures if f.kind == "metric"], alpha)
-    judged_speed = _judge([f for f in figures if f.kind == "speed"], alpha)
+    judged_metrics = _judge([f for f in figures if f.kind == "metric"], alpha, one_sided)
+    judged_speed = _judge([f for f in figures if f.kind == "speed"], alpha, one_sided)
     by_id = {(f.cell, f.name): f for f in [*judged_metrics, *judged_speed]}
     return Comparison(
         a=a,
@@ -323,8 +344,14 @@ def compare(
         speed=speed,
         only_a=[c for k, c in a.cells.items() if k not in b.cells],
         only_b=[c for k, c in b.cells.items() if k not in a.cells],
-        one_sided=one_sided,
-        notes=_notes(a, b, speed),
+        one_sided=only_one_side,
+        directional=one_sided,
+        notes=_notes(a, b, speed)
+        + [
+            f"{name} not judged: the phase lasted {', '.join(times)} (median per cell, reference side), too short "
+            f"to time (< {MIN_TIMED:g} s)"
+            for name, times in untimed.items()
+        ],
     )
 
 

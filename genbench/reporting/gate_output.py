@@ -105,7 +105,8 @@ def _family_sizes(c: Comparison) -> str:
     tested = [f for f in c.figures if f.p_value is not None]
     metric = sum(f.kind == "metric" for f in tested)
     speed = sum(f.kind == "speed" for f in tested)
-    return f"alpha {c.alpha:g}, Benjamini-Hochberg over {metric} metric and {speed} speed figures"
+    sided = "one-sided Welch t" if c.directional else "Welch t"
+    return f"alpha {c.alpha:g}, {sided}, Benjamini-Hochberg over {metric} metric and {speed} speed figures"
 
 
 def _cells_line(cells: Sequence[Cell]) -> str:
