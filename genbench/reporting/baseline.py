@@ -18,13 +18,15 @@
         {"key": "gan:3f9a1c2b7e", "cell": "gan_3f9a1c2b7e", "model": "gan", "hyper": {...}, "device": "cpu",
          "seeds": [{"seed": 0, "status": "ok", "flags": [], "metrics": {"fid_domain": 512.3, ...},
                     "speed": {"train": 2113.4, "sample": 81000.0, "evaluate": 640.2},
-                    "seconds": {"train": 1.3325, "sample": 0.0025, "evaluate": 0.3124}, "calibration": 35012.6}]}
+                    "seconds": {"train": 1.3325, "sample": 0.0025, "evaluate": 0.3124}, "clock": "cpu",
+                    "calibration": 35012.6}]}
       ]
     }
 
 ``speed`` holds images per second, ``seconds`` how long each phase lasted and ``calibration``
 the calibration workload's images per second, so a check compares their ratios
-(:mod:`genbench.run.calibrate`). A cell whose evaluation differs from
+(:mod:`genbench.run.calibrate`); ``clock`` says whether they count the process's CPU time (on a
+CPU device) or the wall clock. A cell whose evaluation differs from
 the common one carries its own ``evaluation``. ``check`` holds the tolerances and level the
 baseline was made with; ``--tolerance`` and a suite's ``[check]`` table override them.
 
@@ -100,6 +102,7 @@ def _seed_json(s: SeedResult) -> dict[str, Any]:
     out["metrics"] = dict(s.metrics)
     out["speed"] = {k: round(v, 3) for k, v in s.speed.items()}
     out["seconds"] = {k: round(v, 4) for k, v in s.seconds.items()}
+    out["clock"] = s.clock
     out["calibration"] = None if s.calibration is None else round(s.calibration, 3)
     return out
 
@@ -166,7 +169,14 @@ def _seed(value: Any, where: str) -> SeedResult:
         speed={k: _num(v, f"{where}.speed.{k}") for k, v in _obj(s.get("speed", {}), f"{where}.speed").items()},
         seconds={k: _num(v, f"{where}.seconds.{k}") for k, v in _obj(s.get("seconds", {}), f"{where}.seconds").items()},
         calibration=None if calibration is None else _num(calibration, f"{where}.calibration"),
+        clock=_clock(s.get("clock", "wall"), f"{where}.clock"),
     )
+
+
+def _clock(value: Any, where: str) -> str:
+    if value not in ("cpu", "wall"):
+        raise _Bad(f"{where}: expected 'cpu' or 'wall'")
+    return str(value)
 
 
 def _cell(value: Any, where: str, dataset: str, common: dict[str, Any]) -> Cell:

@@ -201,6 +201,9 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
         if _differs(a.protocol[key], b.protocol[key]):  # after the evaluation's own words
             what = f"protocol setting {key} differs ({describe(a.protocol[key])} vs {describe(b.protocol[key])})"
             out.append((_metrics_only, what))
+    clock_a, clock_b = _clock(ca), _clock(cb)
+    if clock_a and clock_b and clock_a != clock_b:
+        out.append((lambda n: n in SPEED_FIGURES, f"clocks differ ({clock_a} time vs {clock_b} time)"))
     device_a, device_b = ca.device.split(":")[0], cb.device.split(":")[0]
     if device_a != device_b:
         out.append((lambda n: n in SPEED_FIGURES, f"device differs ({ca.device} vs {cb.device})"))
@@ -216,6 +219,10 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
         if x != y and x and y:
             out.append((lambda n: n in SPEED_FIGURES, f"calibration workload differs ({x!r} vs {y!r})"))
     return out
+
+
+def _clock(cell: Cell) -> str | None:
+    return next((s.clock for s in cell.ok()), None)
 
 
 # -- judging one figure ------------------------------------------------------------------------
