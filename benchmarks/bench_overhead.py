@@ -11,10 +11,16 @@ same number of full batches per epoch. Only the loop around the model differs:
     what a user writes around the same model API: ``torch.randperm`` from a seeded
     generator each epoch, slice full batches, call ``model.train_step(x, y)``. It
     logs nothing and never reads a value back from the device.
-``plain-gan`` (``gan`` and ``dcgan`` only)
+``plain-gan`` (``gan`` and ``dcgan`` with their default BCE recipe)
     a notebook GAN loop: the D and G updates written out with the model's own
-    ``generator``, ``discriminator``, ``opt_d`` and ``opt_g`` (non-saturating BCE),
-    without ``train_step`` and without its D(x)/D(G(z)) diagnostics.
+    ``generator``, ``discriminator``, ``opt_d`` and ``opt_g`` (non-saturating BCE, tanh on
+    G's images, the R1 penalty when ``r1 > 0``), without ``train_step`` and without its
+    D(x)/D(G(z)) diagnostics.
+
+Every round checks that all variants end with the same weights (bit for bit on a CPU): a
+variant that does other work makes every ratio meaningless, so the script stops with exit
+status 1 and says by how much they differ (this caught ``plain-gan`` after R1 became ``gan``'s
+default: "differ by up to 276").
 
 A warm-up round runs every variant once (not recorded); then ``--repeats`` rounds
 each run every variant once, in alternating order (A B C, then C B A, ...) so
@@ -53,7 +59,7 @@ from common import cpu_name, summary
 from genbench.datasets.base import DataInfo, Split
 from genbench.errors import GenbenchError
 from genbench.hyper import build
-from genbench.models.adversarial import AdversarialModel
+from genbench.models.adversarial import AdversarialModel, BinaryGAN
 from genbench.models.base import GenerativeModel
 from genbench.plugins import get_registry
 from genbench.run.data import load_data
@@ -89,10 +95,17 @@ def plain_loop(model: GenerativeModel, data: Split, epochs: int, batch_size: int
 
 
 def plain_gan_loop(model: GenerativeModel, data: Split, epochs: int, batch_size: int, seed: int) -> int:
-    """A notebook GAN loop written against the model's networks and optimisers, not ``train_step``."""
+    """A notebook GAN loop written against the model's networks and optimisers, not ``train_step``.
+
+    It does the arithmetic of ``BinaryGAN.train_step`` with ``loss="bce"``, one D and one G update
+    per batch and normal noise (the defaults; :func:`bench_model` offers it only then), in the same
+    order: images mapped to [-1, 1], G's output through tanh, D on real then fake, the R1 penalty
+    ``r1/2 * E||grad_x D(x)||^2`` on real data when ``r1 > 0``, then G's update on D(fake).
+    """
     assert isinstance(model, AdversarialModel)
     G, D, opt_g, opt_d = model.generator, model.discriminator, model.opt_g, model.opt_d
     z_dim = model.hp.z_dim
+    r1 = float(getattr(model.hp, "r1", 0.0))
     x_all = data.x
     device = x_all.device
     image = model.data.kind == "image"
@@ -110,10 +123,18 @@ def plain_gan_loop(model: GenerativeModel, data: Split, epochs: int, batch_size:
             if image:
                 real = real * 2 - 1  # generators emit [-1, 1]
             fake = G(torch.randn(bs, z_dim, device=device))
+            if image:
+                fake = torch.tanh(fake)  # D sees what sample() returns
+            if r1:
+                real = real.detach().requires_grad_(True)
 
-            loss_d = F.binary_cross_entropy_with_logits(D(real), ones) + F.binary_cross_entropy_with_logits(
+            d_real = D(real)
+            loss_d = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(
                 D(fake.detach()), zeros
             )
+            if r1:
+                (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+                loss_d = loss_d + r1 / 2 * grad.pow(2).flatten(1).sum(1).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -123,6 +144,10 @@ def plain_gan_loop(model: GenerativeModel, data: Split, epochs: int, batch_size:
             loss_g.backward()
             opt_g.step()
     return epochs * steps * bs
+
+
+class Diverged(Exception):
+    """The variants of a round ended with different weights: they did not do the same work."""
 
 
 class NullModel(GenerativeModel):
@@ -179,6 +204,7 @@ class Run:
     cpu_seconds: float  # this process's CPU time (all threads) during the run
     images: int
     checksum: float  # sum of all trained parameters: equal across variants when they do the same work
+    scale: float = 0.0  # sum of their absolute values: what a difference is measured against
 
     @property
     def images_per_s(self) -> float:
@@ -236,7 +262,27 @@ def time_one(
     cpu_seconds = time.process_time() - cpu0
     with torch.no_grad():
         checksum = float(sum(p.double().sum() for p in model.parameters()))
-    return Run(variant, seconds, cpu_seconds, images, checksum)
+        scale = float(sum(p.double().abs().sum() for p in model.parameters()))
+    return Run(variant, seconds, cpu_seconds, images, checksum, scale)
+
+
+def diverged(runs: dict[str, Run], device: torch.device) -> str | None:
+    """Why the variants of one round did not do the same work, or None.
+
+    On a CPU the same arithmetic gives the same bits: any difference in the final weights means a
+    loop does other work, and every ratio it gives is meaningless. On a GPU non-deterministic
+    kernels may differ in the last bits: more than 1e-4 of the weights' absolute sum is divergence.
+    """
+    first = next(iter(runs.values()))
+    allowed = 0.0 if device.type == "cpu" else 1e-4 * first.scale
+    worst = max(runs.values(), key=lambda r: abs(r.checksum - first.checksum))
+    diff = abs(worst.checksum - first.checksum)
+    if diff <= allowed:
+        return None
+    return (
+        f"final weights of {worst.variant!r} and {first.variant!r} differ by {diff:.3g} (allowed {allowed:.3g}): "
+        "the loops do not do the same work, so their speed ratio means nothing; make the variants agree"
+    )
 
 
 def bench_model(
@@ -249,7 +295,8 @@ def bench_model(
     hyper = build(cls.Hyper, values, name)
     bs = min(int(hyper.batch_size), len(split))
     loops: dict[str, Loop] = {"harness": harness_loop, "plain": plain_loop}
-    if issubclass(cls, AdversarialModel) and getattr(hyper, "loss", "bce") == "bce":
+    same_recipe = (getattr(hyper, k, None) for k in ("loss", "d_steps", "g_steps", "noise"))
+    if issubclass(cls, BinaryGAN) and tuple(same_recipe) == ("bce", 1, 1, "normal"):
         loops["plain-gan"] = plain_gan_loop
     figures = ModelFigures(name, dataset, bs, batches_per_epoch(len(split), bs), list(loops))
 
@@ -263,6 +310,9 @@ def bench_model(
         cells = "  ".join(f"{v} {runs[v].images_per_s:8.0f} img/s" for v in loops)
         ratio = runs["harness"].images_per_s / runs["plain"].images_per_s
         print(f"  {name:6s} {label:9s} {cells}  harness/plain {ratio:.3f}", flush=True)
+        problem = diverged(runs, device)
+        if problem:  # loudly, and before minutes of timing that would mean nothing
+            raise Diverged(f"{name} {label}: {problem}")
         if rnd > 0:
             figures.rounds.append(runs)
         order.reverse()
@@ -360,6 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GenbenchError as exc:  # unknown model or dataset, no CUDA device, bad hyper-parameter
         print(f"bench_overhead: {exc}", file=sys.stderr)
         return 2
+    except Diverged as exc:
+        print(f"bench_overhead: FAILED: {exc}", file=sys.stderr)
+        return 1
 
 
 def run(args: argparse.Namespace) -> int:

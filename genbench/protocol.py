@@ -32,7 +32,7 @@ def default_data_dir() -> Path:
     return Path(os.environ["GENBENCH_DATA"]) if "GENBENCH_DATA" in os.environ else default_cache_dir() / "data"
 
 
-PHASES = ("train", "sample", "evaluate")
+PHASES = ("calibrate", "train", "sample", "evaluate")  # calibrate: genbench.run.calibrate, the speed yardstick
 # Columns of results.csv that are neither hyper-parameters nor metrics: one list, used by the
 # table to tell hyper-parameters apart and by the registry to reserve these names.
 IDENTITY_COLUMNS = frozenset(
@@ -237,6 +237,9 @@ class PhaseTiming:
     seconds: float
     items: int = 0  # images seen (train) or generated (sample)
     peak_mem_mb: float = 0.0  # CUDA: peak allocated in the phase; CPU: process peak RSS so far
+    # CPU time of the whole process (all threads) in the phase: unlike the wall clock, it does not count
+    # time spent waiting for a CPU that other processes hold (genbench check's speed figures on a CPU)
+    cpu_seconds: float = 0.0
 
     @property
     def items_per_s(self) -> float:
@@ -304,7 +307,8 @@ class CellRecord:
         for phase, t in _mapping(get("timings", {}), "timings").items():
             t = _mapping(t, f"timings.{phase}")
             seconds, items = _number(t.get("seconds"), "seconds"), _int(t.get("items", 0), "items")
-            timings[phase] = PhaseTiming(seconds, items, _number(t.get("peak_mem_mb", 0.0), "peak_mem_mb"))
+            peak, cpu = _number(t.get("peak_mem_mb", 0.0), "peak_mem_mb"), _number(t.get("cpu_seconds", 0.0), "cpu")
+            timings[phase] = PhaseTiming(seconds, items, peak, cpu)
         checksums = {}
         for name, d in _mapping(get("checksums", {}), "checksums").items():
             d = _mapping(d, f"checksums.{name}")

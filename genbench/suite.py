@@ -25,6 +25,10 @@ defaults, and ``genbench list options`` prints it. They are declared once (:mod:
 the fields of :class:`~genbench.protocol.Protocol` and ``RunRequest``), and this module derives
 :class:`Suite` and every check from them.
 
+A ``[check]`` table holds what ``genbench check`` uses with this suite (``alpha = 0.01`` and a
+``[check.tolerance]`` table such as ``fid_domain = "5%"``, ``speed = "15%"``; see
+:mod:`genbench.reporting.tolerance`); ``genbench run`` ignores it.
+
 Each key means what the ``genbench run`` option of the same name means; relative paths are taken from the current
 folder, as on the command line. Grid values are checked against each model's
 hyper-parameter dataclass when the file is loaded. A ``[grid.<model>]`` table
@@ -77,6 +81,7 @@ from genbench.run.grid import parse_axis
 if TYPE_CHECKING:
     from genbench.plugins import Registry
     from genbench.protocol import RunRequest
+    from genbench.reporting.tolerance import CheckSettings
 
 ALL_METRICS = ALL  # the same word as genbench.run.runner.ALL_METRICS (not imported: the runner is slow to import)
 # Every suite key is an option of genbench run, by its key; the grid is one of them.
@@ -129,6 +134,7 @@ class _SuiteMethods:
 
     if TYPE_CHECKING:  # the fields, for the type checker (they are made at run time)
         source: Path | None
+        check: CheckSettings | None  # the [check] table: genbench check's level and tolerances
 
         def __init__(self, **values: Any) -> None: ...
         def __getattr__(self, name: str) -> Any: ...
@@ -195,13 +201,15 @@ else:  # one field per option, from its declaration (in declaration order; every
     Suite = dataclasses.make_dataclass(
         "Suite",
         [(key, Any, field(default=_suite_default(opt))) for key, opt in OPTIONS.items()]
-        + [("source", Path | None, field(default=None, compare=False))],
+        + [("source", Path | None, field(default=None, compare=False))]
+        + [("check", Any, field(default=None, compare=False))],
         bases=(_SuiteMethods,),
         frozen=True,
         namespace={"__doc__": _SuiteMethods.__doc__, "__module__": __name__},
     )
 
-KEYS = tuple(OPTIONS)  # the TOML keys
+KEYS = tuple(OPTIONS)  # the TOML keys of genbench run's options
+CHECK = "check"  # the [check] table: genbench check's alpha and [check.tolerance] (genbench.reporting.tolerance)
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -235,12 +243,16 @@ def parse_suite(data: Mapping[str, Any], source: str | Path = "<suite>") -> Suit
 
     where = str(source)
     for key in data:
-        if key not in KEYS:
-            raise GenbenchError(f"{where}: unknown key {key!r}; valid: {choices(KEYS)}")
+        if key not in KEYS and key != CHECK:
+            raise GenbenchError(f"{where}: unknown key {key!r}; valid: {choices([*KEYS, CHECK])}")
     registry = get_registry()
     values: dict[str, Any] = {}
+    if CHECK in data:  # genbench check's settings; the tolerance names are checked against the run's metrics there
+        from genbench.reporting.tolerance import parse_check
+
+        values[CHECK] = parse_check(data[CHECK], where)
     for key, value in data.items():
-        if key != "grid":
+        if key not in ("grid", CHECK):
             values[key] = OPTIONS[key].from_toml(value, where, lambda table: valid_names(table, registry))
     models: tuple[str, ...] = values.get("models", ())
     if "grid" in data:

@@ -35,7 +35,7 @@ def test_every_declared_field_is_a_flag_a_suite_key_and_a_suite_field() -> None:
     declared = {f.name for cls in (Protocol, RunRequest) for f in dataclasses.fields(cls)} - {"protocol"}
     assert {o.name for o in options} == declared  # no field of the two without a declaration
     assert set(KEYS) == {o.key for o in options}
-    assert {f.name for f in dataclasses.fields(Suite)} == {*KEYS, "source"}
+    assert {f.name for f in dataclasses.fields(Suite)} == {*KEYS, "source", "check"}  # check: genbench check's table
 
 
 def test_help_shows_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:

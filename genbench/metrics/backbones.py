@@ -187,22 +187,60 @@ def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainC
     return net, correct / len(test)
 
 
+def domain_weights_path(cache_dir: Path, dataset: str, fingerprint: str) -> Path:
+    """Where the domain classifier trained for ``dataset`` (of content ``fingerprint``) is cached."""
+    return Path(cache_dir) / "backbones" / f"domain-v{DOMAIN_VERSION}-{dataset}-{fingerprint[:16]}.pt"
+
+
+def read_domain_checkpoint(path: Path, dataset: LoadedData) -> dict[str, Any]:
+    """A domain classifier checkpoint as genbench writes it, read without pickle and checked against ``dataset``.
+
+    Raises GenbenchError naming ``--backbone-weights domain=PATH`` for anything else.
+    """
+    what = f"--backbone-weights domain={path}"
+    if not Path(path).is_file():
+        raise GenbenchError(f"{what}: no such file")
+    info = dataset.info
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        config = ckpt["config"]
+        expected = {"channels": info.shape[0], "num_classes": info.num_classes}
+        if any(config.get(k) != v for k, v in expected.items()):
+            raise ValueError(f"made for {config.get('channels')} channels and {config.get('num_classes')} classes")
+        DomainClassifier(**config).load_state_dict(ckpt["state_dict"])
+        ckpt["accuracy"] = float(ckpt["accuracy"])
+    except Exception as exc:  # pickle refused, not a dict, wrong keys or shapes: all mean "not one of ours"
+        reason = " ".join(str(exc).split())[:160]
+        raise GenbenchError(
+            f"{what}: not a domain classifier for {info.name!r} as genbench writes it "
+            f"({type(exc).__name__}: {reason}); genbench baseline copies the one a run used"
+        ) from None
+    return dict(ckpt)
+
+
 class DomainBackbone:
-    """Trains (once, cached by dataset content) and serves the domain classifier."""
+    """Trains (once, cached by dataset content) and serves the domain classifier.
+
+    Trained on another machine, the classifier has other weights (floating-point sums differ
+    between CPUs), so its numbers are not comparable bit for bit: ``--backbone-weights
+    domain=FILE`` pins one, a checkpoint as genbench writes it (``genbench baseline`` copies the
+    one a run used next to the baseline), read without pickle.
+    """
 
     name = "domain"
 
     def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
         register_with_fidelity()
-        path = (
-            Path(protocol.cache_dir)
-            / "backbones"
-            / (f"domain-v{DOMAIN_VERSION}-{dataset.info.name}-{dataset.fingerprint[:16]}.pt")
-        )
-        if not path.exists():
-            net, accuracy = train_domain_classifier(dataset)
-            atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy}, path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        given = protocol.weights_for(self.name)
+        if given is not None:
+            path = Path(given)
+            ckpt = read_domain_checkpoint(path, dataset)
+        else:
+            path = domain_weights_path(Path(protocol.cache_dir), dataset.info.name, dataset.fingerprint)
+            if not path.exists():
+                net, accuracy = train_domain_classifier(dataset)
+                atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy}, path)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
         h, w = dataset.info.shape[1:]
         return BackboneConfig(
             name=self.name,

@@ -53,6 +53,8 @@ from genbench.results import (
     file_digest,
     recording_writes,
 )
+from genbench.run.calibrate import WORKLOAD as CALIBRATION_WORKLOAD
+from genbench.run.calibrate import calibrate
 from genbench.run.contract import ContractError, check_batch, check_values
 from genbench.run.data import load_data
 from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
@@ -92,6 +94,7 @@ def environment(device: torch.device) -> dict[str, str]:
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
+    env["calibration"] = CALIBRATION_WORKLOAD
     return env
 
 
@@ -227,6 +230,7 @@ def _run_phases(
     seed_everything(spec.seed)
     model = cls(hyper, data.info).to(device)
     record.params = model.parameter_counts()
+    record.timings["calibrate"] = calibrate(device)  # the speed yardstick, timed right before the training it scales
 
     epochs = hyper.epochs
     guard.enter("train", f"epoch 1/{epochs}")

@@ -1,4 +1,4 @@
-"""Phase timing: wall clock, CUDA-synchronised, with peak memory."""
+"""Phase timing: wall clock, CUDA-synchronised, the process's CPU time, and peak memory."""
 
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ def timed(device: torch.device) -> Iterator[PhaseTiming]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     synchronize(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         yield timing
     finally:
         synchronize(device)
         timing.seconds = time.perf_counter() - start
+        timing.cpu_seconds = time.process_time() - cpu_start
         timing.peak_mem_mb = peak_memory_mb(device)
 
 
