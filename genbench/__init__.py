@@ -11,16 +11,21 @@ from genbench.hyper import Hyper, hp, positive
 from genbench.metrics.base import EvalContext, Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import CellRecord, CellSpec, Protocol
+from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Animation",
     "Capability",
     "CellRecord",
     "CellSpec",
     "DataInfo",
     "Dataset",
     "EvalContext",
+    "Figure",
+    "FigureContext",
+    "FigureSkipped",
     "GenbenchError",
     "GenerativeModel",
     "Hyper",

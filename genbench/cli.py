@@ -44,6 +44,7 @@ class Kind(StrEnum):
     models = "models"
     datasets = "datasets"
     metrics = "metrics"
+    figures = "figures"
     plugins = "plugins"
     options = "options"
 
@@ -156,6 +157,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
         Kind.models: registry.models,
         Kind.datasets: registry.datasets,
         Kind.metrics: registry.metrics,
+        Kind.figures: registry.figures,
     }
     rows = []
     for name, entry in tables[kind].items():
@@ -174,6 +176,12 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
             ]
         elif kind is Kind.datasets:
             row.update(shape=list(cls.shape), kind=cls.kind, classes=cls.num_classes)
+        elif kind is Kind.figures:
+            row.update(
+                requires=sorted(c.value for c in cls.requires),
+                data_kinds=sorted(cls.data_kinds),
+                every_epoch=cls.every_epoch,
+            )
         else:
             row.update(
                 better="higher" if cls.higher_is_better else "lower",
@@ -194,7 +202,7 @@ def list_(
     kind: Annotated[Kind, typer.Argument(help="what to list")] = Kind.models,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show registered models (with hyper-parameters), datasets, metrics or plugins, and where each came from."""
+    """Show registered models (with hyper-parameters), datasets, metrics, figures or plugins, and their origin."""
     from genbench.plugins import get_registry
 
     rows = _rows(kind)

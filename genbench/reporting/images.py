@@ -50,29 +50,78 @@ def scatter(real: torch.Tensor, fake: torch.Tensor, size: int = 400) -> Image.Im
     return img
 
 
-def curves(history: list[dict[str, float]], width: int = 480, panel: int = 110) -> Image.Image:
-    """One small line chart per logged scalar, stacked, with its min/max and last value."""
+def curve_groups(keys: list[str]) -> list[tuple[str, list[str]]]:
+    """Logged keys grouped into panels: the losses together, D(x) with D(G(z)), every other key alone."""
+    losses = [k for k in keys if k.startswith("loss")]
+    d_keys: list[str] = [k for k in ("d_x", "d_g_z") if k in keys]
+    groups: list[tuple[str, list[str]]] = [("losses", losses)] if losses else []
+    if d_keys:
+        groups.append(("D(x) and D(G(z))", d_keys))
+    groups += [(k, [k]) for k in keys if k not in losses and k not in d_keys]
+    return groups
+
+
+def curves(
+    history: list[dict[str, float]], quality: list[dict[str, float]] | None = None, width: int = 520, panel: int = 130
+) -> Image.Image:
+    """Line charts per epoch, stacked: the losses in one panel, D(x) with D(G(z)) (0.5 marked, where D's
+    output is a probability), each other logged value alone, then each quality-curve metric (dots at
+    the epochs it was evaluated)."""
     keys = list(history[0]) if history else []
-    img = Image.new("RGB", (width, max(1, len(keys)) * panel), "white")
+    panels: list[tuple[str, list[tuple[str, list[tuple[float, float]]]]]] = []
+    for title, group in curve_groups(keys):
+        panels.append((title, [(k, [(i, h[k]) for i, h in enumerate(history, 1) if k in h]) for k in group]))
+    quality_keys = list(dict.fromkeys(k for q in quality or [] for k in q if k != "epoch"))
+    for key in quality_keys:
+        points = [(q["epoch"], q[key]) for q in quality or [] if key in q and "epoch" in q]
+        panels.append((f"quality: {key}", [(key, points)]))
+    img = Image.new("RGB", (width, max(1, len(panels)) * panel), "white")
     draw = ImageDraw.Draw(img)
-    for i, key in enumerate(keys):
-        top = i * panel
-        values = [h[key] for h in history]
-        lo, hi = min(values), max(values)
-        rng = (hi - lo) or 1.0
-        left, right, y0, y1 = 50, width - 10, top + 18, top + panel - 12
-        draw.rectangle((left, y0, right, y1), outline=(200, 200, 200))
-        draw.text((4, top + 2), f"{key}  (last {values[-1]:.4g}, epochs 1-{len(values)})", fill=(0, 0, 0))
-        draw.text((4, y0), f"{hi:.3g}", fill=(90, 90, 90))
-        draw.text((4, y1 - 10), f"{lo:.3g}", fill=(90, 90, 90))
-        n = max(1, len(values) - 1)
-        pts = [(left + (right - left) * j / n, y1 - (y1 - y0) * (v - lo) / rng) for j, v in enumerate(values)]
-        colour = PALETTE[i % len(PALETTE)]
-        if len(pts) > 1:
-            draw.line(pts, fill=colour, width=2)
-        for x, y in pts:
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+    epochs = max(1, len(history))
+    for i, (title, series) in enumerate(panels):
+        _panel(draw, (60, i * panel, width - 12, (i + 1) * panel), title, series, epochs)
     return img
+
+
+def _panel(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[int, int, int, int],
+    title: str,
+    series: list[tuple[str, list[tuple[float, float]]]],
+    epochs: int,
+) -> None:
+    left, top, right, bottom = box
+    y0, y1 = top + 20, bottom - 14
+    values = [v for _, pts in series for _, v in pts]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    probability = title.startswith("D(") and lo >= 0 and hi <= 1
+    if probability:
+        lo, hi = min(lo, 0.5), max(hi, 0.5)
+    rng = (hi - lo) or 1.0
+    draw.rectangle((left, y0, right, y1), outline=(200, 200, 200))
+    legend = "   ".join(f"{name} {pts[-1][1]:.4g}" for name, pts in series if pts)
+    draw.text((4, top + 4), f"{title}  (last: {legend})", fill=(0, 0, 0))
+    draw.text((4, y0), f"{hi:.3g}", fill=(90, 90, 90))
+    draw.text((4, y1 - 10), f"{lo:.3g}", fill=(90, 90, 90))
+    draw.text((left, y1 + 2), "epoch 1", fill=(90, 90, 90))
+    draw.text((right - 50, y1 + 2), f"epoch {epochs}", fill=(90, 90, 90))
+
+    def xy(epoch: float, v: float) -> tuple[float, float]:
+        return left + (right - left) * (epoch - 1) / max(1, epochs - 1), y1 - (y1 - y0) * (v - lo) / rng
+
+    if probability:
+        half = xy(1, 0.5)[1]
+        for dash in range(left, right, 8):
+            draw.line((dash, half, dash + 4, half), fill=(170, 170, 170))
+    for j, (_, pts) in enumerate(series):
+        colour = PALETTE[j % len(PALETTE)]
+        line = [xy(e, v) for e, v in pts]
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=2)
+        for x, y in line:
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
 
 
 def save_samples(samples: torch.Tensor, data: DataInfo, real: torch.Tensor, path: Path, columns: int = 8) -> None:
