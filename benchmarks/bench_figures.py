@@ -130,7 +130,9 @@ def main() -> None:
     )
     if args.json:
         args.json.write_text(
-            json.dumps({"rows": rows, "device": device, "cpu": cpu_name(), "python": platform.python_version()}, indent=2)
+            json.dumps(
+                {"rows": rows, "device": device, "cpu": cpu_name(), "python": platform.python_version()}, indent=2
+            )
         )
 
 

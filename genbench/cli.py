@@ -55,6 +55,11 @@ class TableFormat(StrEnum):
     markdown = "markdown"
 
 
+class ReportFormat(StrEnum):
+    html = "html"
+    markdown = "markdown"
+
+
 def run(config: Path | None = None, **flags: Any) -> None:
     """Train and evaluate every model x grid cell x seed; save results and print the table."""
     from genbench.console import ProgressReporter
@@ -250,6 +255,24 @@ def table(
         typer.echo(rendered, nl=False)
     else:
         _stdout().print(rendered)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run folders (several: shown side by side)", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="the HTML file, or the folder for markdown [default: inside the first run]"),
+    ] = None,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="html: one self-contained page; markdown: README.md + pictures")
+    ] = ReportFormat.html,
+) -> None:
+    """Write a report of one or more runs: protocol, sortable table, charts, quality curves and every figure."""
+    from genbench.reporting.make import write_report
+
+    path = write_report(list(runs), out, format.value)
+    typer.echo(f"report written to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ from torch import nn
 
 import genbench
 from genbench.plugins import get_registry
+from genbench.protocol import Protocol
+from genbench.run.runner import RunRequest, run_grid
 
 # One intra-op thread: PyTorch's threads spin-wait for each other, so on a shared CI machine two
 # threads can make a step 30x slower than one (measured: a GAN epoch on digits, 31 s vs 0.8 s).
@@ -118,3 +120,38 @@ class FakeModels:
 @pytest.fixture
 def tiny_models(use_plugin: Callable[[object, str], None]) -> None:
     use_plugin(FakeModels(TinyModel, ExplodingModel, NaNModel, InterruptedModel), "test-models")
+
+
+# -- real run folders for the report tests (tests/test_report_*.py), made once per session -------------
+@pytest.fixture(scope="session")
+def exploding_model() -> Iterator[None]:
+    """The conftest's model that raises in train_step, registered for the whole session."""
+    registry = get_registry()
+    added = registry.add_plugin("report-test-models", lambda: FakeModels(ExplodingModel), "test")
+    try:
+        yield
+    finally:
+        if added:
+            registry.remove_plugin("report-test-models")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, exploding_model: None) -> Path:
+    """ae, gan and a model that fails, z_dim 2 and 4, two seeds, two epochs on the 8x8 digits."""
+    out = tmp_path_factory.mktemp("report") / "digits-run"
+    protocol = Protocol(
+        "digits", ("fid", "prc", "recon_mse"), eval_samples=200, epochs=2, cache_dir=cache_dir, device="cpu"
+    )
+    result = run_grid(RunRequest(("ae", "gan", "exploding"), protocol, out, ("z_dim=2,4",), seeds=(0, 1)))
+    assert [r.status for r in result.records].count("ok") == 8, [r.error for r in result.records]
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A GAN on the 8-Gaussian ring: the GAN-Lab views."""
+    out = tmp_path_factory.mktemp("report") / "toy-run"
+    protocol = Protocol("toy2d", ("modes", "hist2d"), eval_samples=500, epochs=3, cache_dir=cache_dir, device="cpu")
+    result = run_grid(RunRequest(("gan",), protocol, out))
+    assert result.records[0].status == "ok", result.records[0].error
+    return out
