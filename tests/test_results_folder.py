@@ -309,6 +309,10 @@ BAD_RECORDS: dict[str, Callable[[Path, Path], None]] = {
     "no-checksums": _edit(lambda d: d.pop("checksums")),
     "no-attempt": _edit(lambda d: d.pop("attempt")),
     "no-checkpoint": _edit(lambda d: (d["artifacts"].pop("checkpoint"), d["checksums"].pop("checkpoint"))),
+    "quality-text": _edit(lambda d: d.update(quality=[{"epoch": "1"}])),
+    "figures-string": _edit(lambda d: d.update(figures={"samples_over_training": "samples_over_training.png"})),
+    "figure-notes-list": _edit(lambda d: d.update(figure_notes=["failed"])),
+    "figure-file-deleted": lambda out, outside: (out / "cells" / CELL / "samples_over_training.gif").unlink(),
     "dotdot": _point_at(lambda out, outside: os.path.relpath(outside, out)),
     "dotdot-in-cell": _point_at(lambda out, outside: f"cells/{CELL}/" + os.path.relpath(outside, out / "cells" / CELL)),
     "etc-passwd": _point_at(
