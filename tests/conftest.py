@@ -123,26 +123,28 @@ def tiny_models(use_plugin: Callable[[object, str], None]) -> None:
 
 
 # -- real run folders for the report tests (tests/test_report_*.py), made once per session -------------
-@pytest.fixture(scope="session")
-def exploding_model() -> Iterator[None]:
-    """The conftest's model that raises in train_step, registered for the whole session."""
-    registry = get_registry()
-    added = registry.add_plugin("report-test-models", lambda: FakeModels(ExplodingModel), "test")
-    try:
-        yield
-    finally:
-        if added:
-            registry.remove_plugin("report-test-models")
+class FailingModel(ExplodingModel):
+    """Raises in train_step; its own name, so that it never clashes with the tiny_models fixture's."""
+
+    name = "failing"
 
 
 @pytest.fixture(scope="session")
-def digits_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, exploding_model: None) -> Path:
-    """ae, gan and a model that fails, z_dim 2 and 4, two seeds, two epochs on the 8x8 digits."""
+def digits_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """ae, gan and a model that fails, z_dim 2 and 4, two seeds, two epochs on the 8x8 digits.
+
+    The failing model is registered only while the run is made (a report reads records, not the registry).
+    """
     out = tmp_path_factory.mktemp("report") / "digits-run"
     protocol = Protocol(
         "digits", ("fid", "prc", "recon_mse"), eval_samples=200, epochs=2, cache_dir=cache_dir, device="cpu"
     )
-    result = run_grid(RunRequest(("ae", "gan", "exploding"), protocol, out, ("z_dim=2,4",), seeds=(0, 1)))
+    registry = get_registry()
+    assert registry.add_plugin("report-test-models", lambda: FakeModels(FailingModel), "test"), registry.problems[-1]
+    try:
+        result = run_grid(RunRequest(("ae", "gan", "failing"), protocol, out, ("z_dim=2,4",), seeds=(0, 1)))
+    finally:
+        registry.remove_plugin("report-test-models")
     assert [r.status for r in result.records].count("ok") == 8, [r.error for r in result.records]
     return out
 
