@@ -32,6 +32,7 @@ from genbench.metrics.base import Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
 from genbench.reporting.figures.base import NAME as FIGURE_NAME
+from genbench.reporting.figures.base import RESERVED as RESERVED_FIGURES
 from genbench.reporting.figures.base import Figure
 
 ENTRY_POINT_GROUP = "genbench"
@@ -209,6 +210,8 @@ def _defect(cls: type[Any]) -> str | None:
     if issubclass(cls, Figure):
         if not FIGURE_NAME.fullmatch(cls.name):
             return "has a name that is not a file name (lower-case letters, digits and _, 40 at most)"
+        if cls.name in RESERVED_FIGURES:
+            return f"uses a name of a file every cell writes; reserved: {', '.join(sorted(RESERVED_FIGURES))}"
         if not cls.requires <= set(Capability):
             return f"requires unknown capabilities; valid: {', '.join(c.value for c in Capability)}"
         if not cls.data_kinds <= set(DATA_KINDS):

@@ -170,12 +170,17 @@ def test_bad_figure_classes_are_refused_by_name() -> None:
     class Duplicate(MeanImage):
         name = "reconstructions"
 
+    class Overwriting(MeanImage):
+        name = "samples"  # its samples.png would replace the cell's own
+
     registry = load_registry(entry_points=[])
-    registry.add_plugin("bad-figures", lambda: FigurePlugin(BadName, Duplicate, dict), "test")
+    registry.add_plugin("bad-figures", lambda: FigurePlugin(BadName, Duplicate, Overwriting, dict), "test")
     problems = "\n".join(registry.problems)
     assert "figure 'Mean Image' has a name that is not a file name" in problems
     assert "figure 'reconstructions' is already registered by 'genbench.reporting.figures.builtin'" in problems
     assert "registered <class 'dict'>, which is not a Figure subclass" in problems
+    assert "figure 'samples' uses a name of a file every cell writes; reserved: checkpoint, curves" in problems
+    assert not {"Mean Image", "samples"} & set(registry.figures)
 
 
 def test_figures_and_the_quality_curve_do_not_change_the_numbers(

@@ -29,6 +29,9 @@ from genbench.datasets.base import DataInfo, DataKind, LoadedData
 from genbench.models.base import Capability, GenerativeModel
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # figure names become file names: lower-case letters, digits, _
+# Names of the files a cell writes itself (samples.png, curves.png, history.csv, checkpoint.pt, record.json):
+# a figure of one of these names would overwrite them.
+RESERVED = frozenset({"samples", "curves", "history", "checkpoint", "record"})
 
 
 class FigureSkipped(Exception):
