@@ -20,10 +20,15 @@ if TYPE_CHECKING:
     from genbench.metrics.base import EvalContext, Metric
     from genbench.models.base import Capability, GenerativeModel
     from genbench.protocol import CellRecord, CellSpec, Protocol
+    from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Animation": "genbench.reporting.figures.base",
+    "Figure": "genbench.reporting.figures.base",
+    "FigureContext": "genbench.reporting.figures.base",
+    "FigureSkipped": "genbench.reporting.figures.base",
     "Capability": "genbench.models.base",
     "CellRecord": "genbench.protocol",
     "CellSpec": "genbench.protocol",
@@ -44,12 +49,16 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Animation",
     "Capability",
     "CellRecord",
     "CellSpec",
     "DataInfo",
     "Dataset",
     "EvalContext",
+    "Figure",
+    "FigureContext",
+    "FigureSkipped",
     "GenbenchError",
     "GenerativeModel",
     "Hyper",

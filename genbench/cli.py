@@ -61,6 +61,7 @@ class Kind(StrEnum):
     models = "models"
     datasets = "datasets"
     metrics = "metrics"
+    figures = "figures"
     plugins = "plugins"
     options = "options"
 
@@ -68,6 +69,11 @@ class Kind(StrEnum):
 class TableFormat(StrEnum):
     rich = "rich"
     csv = "csv"
+    markdown = "markdown"
+
+
+class ReportFormat(StrEnum):
+    html = "html"
     markdown = "markdown"
 
 
@@ -181,6 +187,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
         Kind.models: registry.models,
         Kind.datasets: registry.datasets,
         Kind.metrics: registry.metrics,
+        Kind.figures: registry.figures,
     }
     rows = []
     for name, entry in tables[kind].items():
@@ -199,6 +206,12 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
             ]
         elif kind is Kind.datasets:
             row.update(shape=list(cls.shape), kind=cls.kind, classes=cls.num_classes)
+        elif kind is Kind.figures:
+            row.update(
+                requires=sorted(c.value for c in cls.requires),
+                data_kinds=sorted(cls.data_kinds),
+                every_epoch=cls.every_epoch,
+            )
         else:
             row.update(
                 better="higher" if cls.higher_is_better else "lower",
@@ -219,7 +232,7 @@ def list_(
     kind: Annotated[Kind, typer.Argument(help="what to list")] = Kind.models,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show registered models (with hyper-parameters), datasets, metrics or plugins, and where each came from."""
+    """Show registered models (with hyper-parameters), datasets, metrics, figures or plugins, and their origin."""
     from genbench.plugins import get_registry
 
     rows = _rows(kind)
@@ -402,6 +415,24 @@ def check(
     typer.echo(check_markdown(result), nl=False)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run folders (several: shown side by side)", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="the HTML file, or the folder for markdown [default: inside the first run]"),
+    ] = None,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="html: one self-contained page; markdown: README.md + pictures")
+    ] = ReportFormat.html,
+) -> None:
+    """Write a report of one or more runs: protocol, sortable table, charts, quality curves and every figure."""
+    from genbench.reporting.make import write_report
+
+    path = write_report(list(runs), out, format.value)
+    typer.echo(f"report written to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

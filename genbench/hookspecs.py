@@ -52,3 +52,13 @@ def register_metrics(register: Callable[[type[Any]], None]) -> None:
     :param register: call ``register(cls)`` with a subclass of
         :class:`genbench.metrics.Metric` whose ``name`` is unique.
     """
+
+
+@hookspec
+def register_figures(register: Callable[[type[Any]], None]) -> None:
+    """Contribute figure classes: pictures every cell saves when its model has what they need.
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`genbench.reporting.figures.Figure` whose ``name`` is unique (lower-case
+        letters, digits and ``_``: it names the figure's files).
+    """

@@ -31,6 +31,9 @@ from genbench.hyper import build, field_types
 from genbench.metrics.base import Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
+from genbench.reporting.figures.base import NAME as FIGURE_NAME
+from genbench.reporting.figures.base import RESERVED as RESERVED_FIGURES
+from genbench.reporting.figures.base import Figure
 
 ENTRY_POINT_GROUP = "genbench"
 BUILTIN = "built-in"
@@ -38,6 +41,7 @@ DEFAULT_PLUGINS = (
     "genbench.models.builtin",
     "genbench.datasets.builtin",
     "genbench.metrics.builtin",
+    "genbench.reporting.figures.builtin",
 )
 # Hyper-parameter names that would collide with the other columns of results.csv.
 RESERVED_HYPER = IDENTITY_COLUMNS | PROTOCOL_COLUMNS | TIMING_COLUMNS
@@ -64,13 +68,14 @@ class Entry(Generic[T]):
 
 @dataclass
 class Registry:
-    """Models, datasets and metrics from every plugin, plus the problems met loading them."""
+    """Models, datasets, metrics and figures from every plugin, plus the problems met loading them."""
 
     pm: pluggy.PluginManager = field(default_factory=lambda: _new_manager())
     plugins: list[PluginInfo] = field(default_factory=list)
     models: dict[str, Entry[type[GenerativeModel]]] = field(default_factory=dict)
     datasets: dict[str, Entry[type[Dataset]]] = field(default_factory=dict)
     metrics: dict[str, Entry[type[Metric]]] = field(default_factory=dict)
+    figures: dict[str, Entry[type[Figure]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     # -- loading ---------------------------------------------------------------------------
@@ -106,7 +111,7 @@ class Registry:
         if plugin is not None:
             self.pm.unregister(plugin)
         self.plugins = [p for p in self.plugins if p.name != name]
-        for table in (self.models, self.datasets, self.metrics):
+        for table in (self.models, self.datasets, self.metrics, self.figures):
             for key in [k for k, e in table.items() if e.plugin.name == name]:
                 del table[key]
 
@@ -115,6 +120,7 @@ class Registry:
             ("register_models", self.models, GenerativeModel, "model"),
             ("register_datasets", self.datasets, Dataset, "dataset"),
             ("register_metrics", self.metrics, Metric, "metric"),
+            ("register_figures", self.figures, Figure, "figure"),
         ]
         for hook_name, table, base, kind in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -164,6 +170,9 @@ class Registry:
     def metric(self, name: str) -> type[Metric]:
         return _lookup(self.metrics, "metric", name)
 
+    def figure(self, name: str) -> type[Figure]:
+        return _lookup(self.figures, "figure", name)
+
 
 def _defect(cls: type[Any]) -> str | None:
     """What makes a registered class unusable (checked once, so later code can trust it), or None."""
@@ -198,6 +207,15 @@ def _defect(cls: type[Any]) -> str | None:
             return f"has kind {cls.kind!r}; valid: {', '.join(repr(k) for k in DATA_KINDS)}"
         if cls.kind == "image" and len(shape) != 3:
             return f"is an image dataset with shape {shape}; images are (C, H, W)"
+    if issubclass(cls, Figure):
+        if not FIGURE_NAME.fullmatch(cls.name):
+            return "has a name that is not a file name (lower-case letters, digits and _, 40 at most)"
+        if cls.name in RESERVED_FIGURES:
+            return f"uses a name of a file every cell writes; reserved: {', '.join(sorted(RESERVED_FIGURES))}"
+        if not cls.requires <= set(Capability):
+            return f"requires unknown capabilities; valid: {', '.join(c.value for c in Capability)}"
+        if not cls.data_kinds <= set(DATA_KINDS):
+            return f"has data_kinds outside {', '.join(DATA_KINDS)}"
     return None
 
 

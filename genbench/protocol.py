@@ -32,7 +32,14 @@ def default_data_dir() -> Path:
     return Path(os.environ["GENBENCH_DATA"]) if "GENBENCH_DATA" in os.environ else default_cache_dir() / "data"
 
 
-PHASES = ("calibrate", "train", "sample", "evaluate")  # calibrate: genbench.run.calibrate, the speed yardstick
+PHASES = (
+    "calibrate",
+    "train",
+    "sample",
+    "evaluate",
+    "figures",
+    "quality",
+)  # calibrate: the speed yardstick (genbench.run.calibrate); figures and quality: outside train's clock
 # Columns of results.csv that are neither hyper-parameters nor metrics: one list, used by the
 # table to tell hyper-parameters apart and by the registry to reserve these names.
 IDENTITY_COLUMNS = frozenset(
@@ -135,6 +142,16 @@ class Protocol:
     )
     isc_splits: int = option("Inception Score: number of splits", "int", 10, minimum=1)
     prc_neighborhood: int = option("precision/recall: k nearest neighbours", "int", 3, minimum=1)
+    # Read by genbench.run.watch: the quality curve is recorded (record, quality.csv, history.csv), so it is here.
+    eval_every: int | None = option(
+        "quality over training: a quick metric on 200 samples after epochs 1, 1+K, 1+2K, ... and the last "
+        "(FID on the domain backbone for labelled images, the toy metrics for 2-D points); 0: off",
+        "int",
+        None,
+        minimum=0,
+        nullable=True,
+        default_text="ceil((epochs - 1) / 3): about 4 points",
+    )
 
     def weights_for(self, backbone: str) -> Path | None:
         """The weights file given for ``backbone``, if any."""
@@ -284,6 +301,10 @@ class CellRecord:
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
     attempt: str = ""  # random id of the run_cell call that wrote this record and its files
     checksums: dict[str, FileDigest] = field(default_factory=dict)  # artifact name -> the bytes written
+    # Quality over training (Protocol.eval_every): [{"epoch": 1, "fid_domain": 312.5}, ...]
+    quality: list[dict[str, float]] = field(default_factory=list)
+    figures: dict[str, list[str]] = field(default_factory=dict)  # figure name -> its artifact names
+    figure_notes: dict[str, str] = field(default_factory=dict)  # figure name -> why it was not drawn
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -352,6 +373,15 @@ class CellRecord:
             artifacts=_strings(get("artifacts", {}), "artifacts"),
             attempt=_str(get("attempt", ""), "attempt"),
             checksums=checksums,
+            quality=[
+                {k: _number(v, f"quality.{k}") for k, v in _mapping(q, "quality").items()}
+                for q in _list(get("quality", []), "quality")
+            ],
+            figures={
+                k: [_str(f, f"figures.{k}") for f in _list(v, f"figures.{k}")]
+                for k, v in _mapping(get("figures", {}), "figures").items()
+            },
+            figure_notes=_strings(get("figure_notes", {}), "figure_notes"),
         )
 
     def row(self) -> dict[str, Any]:

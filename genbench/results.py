@@ -12,6 +12,7 @@ Layout of ``<out>``::
     .genbench.lock           held by the run writing the folder (genbench.folder)
     run.json                 protocol, versions, metric directions, plugin problems
     results.csv              one row per model x cell x seed
+    quality.csv              the quality curves (cell, model, seed, epoch, metric, value)
     cells/<cell_id>/record.json, samples.png, curves.png, history.csv, checkpoint.pt
 
 CSV files are safe to open in a spreadsheet: a text cell that starts with
@@ -46,6 +47,7 @@ from genbench.errors import DiskFull, GenbenchError, is_disk_full
 from genbench.protocol import TIMING_COLUMNS, CellRecord, FileDigest
 
 RESULTS_CSV = "results.csv"
+QUALITY_CSV = "quality.csv"  # the quality curves of every cell, long format (one row per cell, epoch and metric)
 RUN_JSON = "run.json"
 RECORD_JSON = "record.json"
 MAX_RECORD_BYTES = 64 << 20  # a record.json larger than this is not read (history of ~300k epochs)
@@ -205,9 +207,25 @@ def _csv_restore(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def quality_frame(records: Sequence[CellRecord]) -> pd.DataFrame:
+    """Every cell's quality curve: ``cell, model, seed, epoch, metric, value`` (one row per point and metric)."""
+    rows = [
+        {"cell": r.cell_id, "model": r.model, "seed": r.seed, "epoch": int(q["epoch"]), "metric": key, "value": value}
+        for r in records
+        for q in r.quality
+        if "epoch" in q
+        for key, value in q.items()
+        if key != "epoch"
+    ]
+    return pd.DataFrame(rows, columns=["cell", "model", "seed", "epoch", "metric", "value"])
+
+
 def write_results(out_dir: Path, records: Sequence[CellRecord]) -> Path:
+    """``results.csv``, and ``quality.csv`` when a cell has a quality curve."""
     path = out_dir / RESULTS_CSV
     atomic_write_text(path, safe_csv_text(records_frame(records)))
+    if any(r.quality for r in records):
+        atomic_write_text(out_dir / QUALITY_CSV, safe_csv_text(quality_frame(records)))
     return path
 
 

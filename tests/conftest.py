@@ -14,6 +14,8 @@ from torch import nn
 
 import genbench
 from genbench.plugins import get_registry
+from genbench.protocol import Protocol
+from genbench.run.runner import RunRequest, run_grid
 
 # One intra-op thread: PyTorch's threads spin-wait for each other, so on a shared CI machine two
 # threads can make a step 30x slower than one (measured: a GAN epoch on digits, 31 s vs 0.8 s).
@@ -124,3 +126,40 @@ class FakeModels:
 @pytest.fixture
 def tiny_models(use_plugin: Callable[[object, str], None]) -> None:
     use_plugin(FakeModels(TinyModel, ExplodingModel, NaNModel, InterruptedModel), "test-models")
+
+
+# -- real run folders for the report tests (tests/test_report_*.py), made once per session -------------
+class FailingModel(ExplodingModel):
+    """Raises in train_step; its own name, so that it never clashes with the tiny_models fixture's."""
+
+    name = "failing"
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """ae, gan and a model that fails, z_dim 2 and 4, two seeds, two epochs on the 8x8 digits.
+
+    The failing model is registered only while the run is made (a report reads records, not the registry).
+    """
+    out = tmp_path_factory.mktemp("report") / "digits-run"
+    protocol = Protocol(
+        "digits", ("fid", "prc", "recon_mse"), eval_samples=200, epochs=2, cache_dir=cache_dir, device="cpu"
+    )
+    registry = get_registry()
+    assert registry.add_plugin("report-test-models", lambda: FakeModels(FailingModel), "test"), registry.problems[-1]
+    try:
+        result = run_grid(RunRequest(("ae", "gan", "failing"), protocol, out, ("z_dim=2,4",), seeds=(0, 1)))
+    finally:
+        registry.remove_plugin("report-test-models")
+    assert [r.status for r in result.records].count("ok") == 8, [r.error for r in result.records]
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A GAN on the 8-Gaussian ring: the GAN-Lab views."""
+    out = tmp_path_factory.mktemp("report") / "toy-run"
+    protocol = Protocol("toy2d", ("modes", "hist2d"), eval_samples=500, epochs=3, cache_dir=cache_dir, device="cpu")
+    result = run_grid(RunRequest(("gan",), protocol, out))
+    assert result.records[0].status == "ok", result.records[0].error
+    return out

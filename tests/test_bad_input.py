@@ -135,6 +135,8 @@ CASES = [
     run("cell-timeout-negative", "--cell-timeout", "-5", phrase="--cell-timeout -5: must be a number of seconds > 0"),
     run("cell-timeout-nan", "--cell-timeout", "nan", phrase="--cell-timeout nan: must be a number of seconds > 0"),
     run("cell-timeout-text", "--cell-timeout", "soon", phrase="Invalid value for '--cell-timeout'"),
+    run("eval-every-negative", "--eval-every", "-1", phrase="--eval-every -1: must be an integer >= 0"),
+    run("eval-every-text", "--eval-every", "often", phrase="Invalid value for '--eval-every'"),
     run("threads-zero", "--threads", "0", phrase="--threads 0: must be an integer >= 1"),
     run("threads-negative", "--threads", "-1", phrase="--threads -1: must be an integer >= 1"),
     run("threads-text", "--threads", "two", phrase="Invalid value for '--threads'"),

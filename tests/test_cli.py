@@ -27,6 +27,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         (["run", "--models", "gan", "--grid", "zdim=3"], "error: --grid zdim: model 'gan' has no hyper-parameter"),
         (["run", "--models", "gan", "--grid", "lr="], "error: --grid 'lr=': no values given"),
         (["run", "--models", "gan", "--epochs", "-1"], "error: --epochs -1: must be an integer >= 1"),
+        (["run", "--models", "gan", "--eval-every", "-1"], "error: --eval-every -1: must be an integer >= 0"),
+        (["run", "--models", "gan", "--eval-every", "two"], "error: Invalid value for '--eval-every'"),
         (["run", "--models", "gan", "--metrics", "fdi"], "error: unknown metric 'fdi'; valid: 'cond_acc', 'coverage',"),
         (["run", "--models", "gan", "--backbone", "vgg"], "error: unknown backbone 'vgg'"),
         (["run", "--models", "gan", "--seeds", "x"], "error: --seeds 'x': expected comma-separated integers"),
@@ -69,7 +71,7 @@ def test_list_models_shows_defaults_for_points_next_to_the_default(capsys: pytes
     assert "r1: float = 10.0 (points: 1.0)" in flat
 
 
-@pytest.mark.parametrize("kind", ["models", "datasets", "metrics", "plugins"])
+@pytest.mark.parametrize("kind", ["models", "datasets", "metrics", "figures", "plugins"])
 def test_list_renders_each_kind(capsys: pytest.CaptureFixture[str], kind: str) -> None:
     code, out, _ = run_cli(capsys, "list", kind)
     assert code == 0 and "built-in" in out

@@ -75,9 +75,9 @@ def test_listing_models_does_not_load_torch_fidelity_or_torchvision() -> None:
     assert done.stdout.splitlines()[-1] == "[]"
 
 
-def test_loss_curves_from_a_step_log_have_a_panel_per_loss() -> None:
-    steps = [{"step": s, "epoch": s / 10, "loss_d": 1.0 / s, "loss_g": float(s)} for s in range(1, 31)]
+def test_loss_curves_from_a_step_log_draw_every_logged_value() -> None:
+    steps = [{"step": s, "epoch": s / 10, "loss_d": 1.0 / s, "loss_g": float(s), "d_x": 0.6} for s in range(1, 31)]
     img = images.curves(steps, width=300, panel=100)
-    assert img.size == (300, 200)  # loss_d and loss_g; step and epoch are positions, not curves
+    assert img.size == (300, 200)  # the losses together, then d_x; step and epoch are positions, not curves
     per_epoch = images.curves([{"loss": 1.0}, {"loss": 0.5}], width=300, panel=100)
     assert per_epoch.size == (300, 100)

@@ -65,11 +65,14 @@ CASES = [
     ),
     (
         ["compare", "{run}", "{empty}"],
-        "error: {empty}: not a genbench run (no results.csv); pass a folder that `genbench run --out` wrote",
+        "error: {empty}: no results.csv here; pass the folder a `genbench run --out` wrote",
     ),
     (["compare", "{run}", "{plain}"], "error: {plain}: not a folder; pass a folder"),
     (["compare", "{run}", "/nonexistent/run"], "error: /nonexistent/run: no such folder"),
-    (["compare", "{run}", "{half}"], "error: {half}: not a genbench run (no readable run.json)"),
+    (
+        ["compare", "{run}", "{half}"],
+        "error: {half}/results.csv: no 'model' column; not a results table genbench wrote",
+    ),
     (
         ["compare", "{run}", "{run}", "--tolerance", "fdi_domain=5%"],
         "error: --tolerance fdi_domain: not a metric of these runs or a speed figure; valid: 'evaluate_speed', "
@@ -87,7 +90,7 @@ CASES = [
     (["compare", "{run}", "{run}", "--format", "html"], "error: Invalid value for '--format'"),
     (["compare", "{run}", "{run}", "--speed", "fast"], "error: Invalid value for '--speed'"),
     # baseline
-    (["baseline", "{empty}", "-o", "{empty}/b.json"], "error: {empty}: not a genbench run (no results.csv)"),
+    (["baseline", "{empty}", "-o", "{empty}/b.json"], "error: {empty}: no results.csv here"),
     (["baseline", "{run}", "-o", "{empty}/b.txt"], "error: -o {empty}/b.txt: a baseline is a .json file"),
     (
         ["baseline", "{run}", "-o", "{empty}/b.json", "--tolerance", "speed=3"],
@@ -138,7 +141,7 @@ CASES = [
         "error: --tolerance nope: not a metric of these runs",
     ),
     (["check", "{run}", "--against", "{other}"], "error: {other} and {run} share no cell"),
-    (["check", "{empty}", "--against", "{run}"], "error: {empty}: not a genbench run"),
+    (["check", "{empty}", "--against", "{run}"], "error: {empty}: no results.csv here"),
 ]
 
 

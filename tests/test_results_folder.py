@@ -222,7 +222,12 @@ def test_the_record_lists_each_artifact_with_the_digest_of_its_bytes(
     tmp_path: Path, cache_dir: Path, tiny_models: None
 ) -> None:
     (record,) = run_grid(tiny_request(tmp_path, cache_dir)).records
-    assert set(record.artifacts) == set(record.checksums) == {"samples", "checkpoint", "history", "steps", "curves"}
+    figures = {"samples_over_training.png", "samples_over_training.gif"}  # what the tiny model can draw
+    assert (
+        set(record.artifacts)
+        == set(record.checksums)
+        == {"samples", "checkpoint", "history", "steps", "curves", *figures}
+    )
     for name, rel in record.artifacts.items():
         assert record.checksums[name] == file_digest(tmp_path / rel)
     saved = read_record(tmp_path / "cells" / CELL)
@@ -308,6 +313,10 @@ BAD_RECORDS: dict[str, Callable[[Path, Path], None]] = {
     "no-checksums": _edit(lambda d: d.pop("checksums")),
     "no-attempt": _edit(lambda d: d.pop("attempt")),
     "no-checkpoint": _edit(lambda d: (d["artifacts"].pop("checkpoint"), d["checksums"].pop("checkpoint"))),
+    "quality-text": _edit(lambda d: d.update(quality=[{"epoch": "1"}])),
+    "figures-string": _edit(lambda d: d.update(figures={"samples_over_training": "samples_over_training.png"})),
+    "figure-notes-list": _edit(lambda d: d.update(figure_notes=["failed"])),
+    "figure-file-deleted": lambda out, outside: (out / "cells" / CELL / "samples_over_training.gif").unlink(),
     "dotdot": _point_at(lambda out, outside: os.path.relpath(outside, out)),
     "dotdot-in-cell": _point_at(lambda out, outside: f"cells/{CELL}/" + os.path.relpath(outside, out / "cells" / CELL)),
     "etc-passwd": _point_at(

@@ -45,7 +45,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
-from genbench.models.base import GenerativeModel
+from genbench.models.base import Capability, GenerativeModel
 from genbench.models.layers import to_signed
 
 
@@ -128,6 +128,8 @@ def classifier_g_loss(d_fake: torch.Tensor, loss: str) -> torch.Tensor:
 
 class AdversarialModel(GenerativeModel):
     """A GAN: ``d_steps`` discriminator then ``g_steps`` generator updates per mini-batch."""
+
+    capabilities = frozenset({Capability.SAMPLE, Capability.DECODE, Capability.DISCRIMINATE})
 
     hp: AdversarialHyper
     generator: nn.Module
@@ -212,8 +214,21 @@ class AdversarialModel(GenerativeModel):
         return {"loss_d": loss_d_sum / hp.d_steps, "loss_g": loss_g_sum / hp.g_steps, **logs}
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.generate(self.noise(n), labels)
+        return self.decode(self.sample_latent(n), labels)
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        return self.noise(n)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.generate(z, labels)
         return (out + 1) / 2 if self.data.kind == "image" else out
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        return self.hp.noise
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's raw score of ``x`` (data range), mapped to D's input space as in training."""
+        return self.score(to_signed(x, self.data), labels)
 
 
 class BinaryGAN(AdversarialModel):
@@ -243,3 +258,7 @@ class BinaryGAN(AdversarialModel):
 
     def g_objective(self, d_fake: torch.Tensor) -> torch.Tensor:
         return classifier_g_loss(d_fake, self.hp.loss)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's probability that ``x`` is real: the sigmoid of its logit (hinge: of its raw score)."""
+        return torch.sigmoid(super().discriminate(x, labels))

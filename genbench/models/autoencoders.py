@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ class AutoEncoder(GenerativeModel):
     name = "ae"
     description = "MLP autoencoder 784-256-128-z, MSE; samples decode a Gaussian fitted to the codes"
     Hyper = AEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE})
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.DECODE})
 
     code_mean: torch.Tensor
     code_second: torch.Tensor
@@ -64,10 +65,16 @@ class AutoEncoder(GenerativeModel):
         return {"loss": loss.detach()}
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.sample_latent(n))
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        """Codes from the Gaussian fitted to the training codes (not N(0, I): interpolations are straight)."""
         cov = self.code_second - torch.outer(self.code_mean, self.code_mean)
         cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
         scale = torch.linalg.cholesky(cov)
-        z = self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
+        return self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.decoder(z), self.data)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +102,9 @@ class VAE(GenerativeModel):
     name = "vae"
     description = "MLP VAE (reparameterisation), BCE + KL; samples decode z ~ N(0, I)"
     Hyper = VAEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO})
+    capabilities = frozenset(
+        {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.DECODE}
+    )
 
     def __init__(self, hp: VAEHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -126,7 +135,16 @@ class VAE(GenerativeModel):
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return decoded(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)), self.data)
+        return self.decode(self.sample_latent(n))
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return decoded(self.decoder(z), self.data)
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        return "normal"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -33,6 +33,8 @@ class Capability(enum.StrEnum):
     ENCODE = "encode"  # maps x to a latent code (AE, VAE)
     ELBO = "elbo"  # per-example evidence lower bound (VAE)
     CONDITIONAL = "conditional"  # samples a requested class
+    DECODE = "decode"  # maps latent codes to examples: sample_latent(n) and decode(z) (figures: interpolations)
+    DISCRIMINATE = "discriminate"  # scores how real examples look: discriminate(x) (figures: GAN-Lab views)
 
 
 class GenerativeModel(nn.Module, abc.ABC):
@@ -88,6 +90,31 @@ class GenerativeModel(nn.Module, abc.ABC):
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example evidence lower bound in nats, shape ``(n,)`` (needs :attr:`Capability.ELBO`)."""
         raise NotImplementedError(f"{self.name} has no ELBO")
+
+    # -- optional hooks the figures use (genbench.reporting.figures); see docs/plugins.md -------------
+    def sample_latent(self, n: int) -> torch.Tensor:
+        """``n`` latent codes, shape ``(n, latent_dim)``, drawn as :meth:`sample` draws them (needs
+        :attr:`Capability.DECODE`): ``sample(n, labels)`` is ``decode(sample_latent(n), labels)``."""
+        raise NotImplementedError(f"{self.name} does not decode latent codes")
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Examples of shape ``(n, *data.shape)`` for latent codes ``z`` (needs :attr:`Capability.DECODE`).
+
+        Accepts the codes of :meth:`sample_latent` and, for models that also ENCODE, of :meth:`encode`.
+        Conditional models receive ``labels`` (shape ``(n,)``) as in :meth:`sample`.
+        """
+        raise NotImplementedError(f"{self.name} does not decode latent codes")
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        """What :meth:`sample_latent` draws from: ``normal`` (N(0, I): interpolations follow great circles,
+        slerp), ``uniform`` (in [-1, 1]) or ``other`` (interpolations are straight lines)."""
+        return "other"
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """How real the examples ``x`` (data range) look to the model, shape ``(n,)``: higher is more real
+        (a probability for a real/fake classifier, a critic's value for a Wasserstein GAN). Needs
+        :attr:`Capability.DISCRIMINATE`."""
+        raise NotImplementedError(f"{self.name} has no discriminator")
 
     @property
     def device(self) -> torch.device:

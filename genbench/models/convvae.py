@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +103,9 @@ class ConvVAE(GenerativeModel):
     name = "convvae"
     description = "conv VAE (DCGAN-shaped encoder/decoder), BCE + beta*KL; images with sides divisible by 4"
     Hyper = ConvVAEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO})
+    capabilities = frozenset(
+        {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.DECODE}
+    )
     data_kinds = frozenset({"image"})
 
     hp: ConvVAEHyper
@@ -135,7 +138,16 @@ class ConvVAE(GenerativeModel):
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)))
+        return self.decode(self.sample_latent(n))
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        return "normal"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

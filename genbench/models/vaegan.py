@@ -108,7 +108,9 @@ class VAEGAN(GenerativeModel):
     name = "vaegan"
     description = "VAE-GAN (Larsen et al. 2016): conv encoder, decoder = generator, discriminator; images /4"
     Hyper = VAEGANHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE})
+    capabilities = frozenset(
+        {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.DECODE, Capability.DISCRIMINATE}
+    )
     data_kinds = frozenset({"image"})
 
     hp: VAEGANHyper
@@ -206,7 +208,20 @@ class VAEGAN(GenerativeModel):
         }
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)))
+        return self.decode(self.sample_latent(n))
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        return "normal"
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's probability that ``x`` is real (the sigmoid of its logit)."""
+        return torch.sigmoid(self._d(x)[1])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

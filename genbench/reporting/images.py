@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
 
 from genbench.datasets.base import DataInfo
 from genbench.results import atomic_save_image
@@ -25,6 +24,8 @@ def sample_grid(samples: torch.Tensor, scale: int = 2, columns: int = 8) -> Imag
     ``columns = k`` each column holds one class, as the lab reports lay out a cGAN's digits.
     """
     rows = max(1, 64 // columns)
+    from torchvision.utils import make_grid  # torchvision loads when a picture is drawn, not for `genbench list`
+
     grid = make_grid(samples[: rows * columns].clamp(0, 1), nrow=columns, padding=2, pad_value=1.0)
     array = (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     img = Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array)
@@ -54,40 +55,87 @@ def scatter(real: torch.Tensor, fake: torch.Tensor, size: int = 400) -> Image.Im
 X_KEYS = ("step", "epoch")  # position keys of a step log (genbench.run.train.TrainResult.steps), not curves
 
 
-def curves(history: list[dict[str, float]], width: int = 480, panel: int = 110) -> Image.Image:
-    """One small line chart per logged scalar, stacked, with its min/max and last value.
+def curve_groups(keys: list[str]) -> list[tuple[str, list[str]]]:
+    """Logged keys grouped into panels: the losses together, D(x) with D(G(z)), every other key alone."""
+    losses = [k for k in keys if k.startswith("loss")]
+    d_keys: list[str] = [k for k in ("d_x", "d_g_z") if k in keys]
+    groups: list[tuple[str, list[str]]] = [("losses", losses)] if losses else []
+    if d_keys:
+        groups.append(("D(x) and D(G(z))", d_keys))
+    groups += [(k, [k]) for k in keys if k not in losses and k not in d_keys]
+    return groups
 
-    ``history`` is one entry per epoch, or a step log whose entries carry their
-    (fractional) ``epoch``: points are then placed at it, several per epoch.
+
+def curves(
+    history: list[dict[str, float]], quality: list[dict[str, float]] | None = None, width: int = 520, panel: int = 130
+) -> Image.Image:
+    """Line charts over the epochs, stacked: the losses in one panel, D(x) with D(G(z)) (0.5 marked, where
+    D's output is a probability), each other logged value alone, then each quality-curve metric (dots at
+    the epochs it was evaluated).
+
+    ``history`` is one entry per epoch, or a step log whose entries carry their (fractional) ``epoch``:
+    points are then placed at it, several per epoch.
     """
     keys = [k for k in history[0] if k not in X_KEYS] if history else []
-    at = [h.get("epoch", j + 1) for j, h in enumerate(history)]
-    x0, x1 = (0.0, max(at)) if history and "epoch" in history[0] else (1.0, float(len(history)))
-    img = Image.new("RGB", (width, max(1, len(keys)) * panel), "white")
+    at = [float(h.get("epoch", i)) for i, h in enumerate(history, 1)]
+    panels: list[tuple[str, list[tuple[str, list[tuple[float, float]]]]]] = []
+    for title, group in curve_groups(keys):
+        panels.append((title, [(k, [(x, h[k]) for x, h in zip(at, history, strict=True) if k in h]) for k in group]))
+    quality_keys = list(dict.fromkeys(k for q in quality or [] for k in q if k != "epoch"))
+    for key in quality_keys:
+        points = [(q["epoch"], q[key]) for q in quality or [] if key in q and "epoch" in q]
+        panels.append((f"quality: {key}", [(key, points)]))
+    img = Image.new("RGB", (width, max(1, len(panels)) * panel), "white")
     draw = ImageDraw.Draw(img)
-    for i, key in enumerate(keys):
-        top = i * panel
-        values = [h[key] for h in history]
-        lo, hi = min(values), max(values)
-        rng = (hi - lo) or 1.0
-        left, right, y0, y1 = 50, width - 10, top + 18, top + panel - 12
-        draw.rectangle((left, y0, right, y1), outline=(200, 200, 200))
-        epochs = math.ceil(x1 - 1e-9)
-        draw.text((4, top + 2), f"{key}  (last {values[-1]:.4g}, epochs 1-{epochs})", fill=(0, 0, 0))
-        draw.text((4, y0), f"{hi:.3g}", fill=(90, 90, 90))
-        draw.text((4, y1 - 10), f"{lo:.3g}", fill=(90, 90, 90))
-        span = (x1 - x0) or 1.0
-        pts = [
-            (left + (right - left) * (x - x0) / span, y1 - (y1 - y0) * (v - lo) / rng)
-            for x, v in zip(at, values, strict=True)
-        ]
-        colour = PALETTE[i % len(PALETTE)]
-        if len(pts) > 1:
-            draw.line(pts, fill=colour, width=2)
-        if len(pts) <= 60:  # dots for a few points; a dense step log reads better as a line
-            for x, y in pts:
-                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+    epochs = max(1, math.ceil(max(at, default=1.0) - 1e-9))
+    for i, (title, series) in enumerate(panels):
+        _panel(draw, (60, i * panel, width - 12, (i + 1) * panel), title, series, epochs)
     return img
+
+
+def _panel(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[int, int, int, int],
+    title: str,
+    series: list[tuple[str, list[tuple[float, float]]]],
+    epochs: int,
+) -> None:
+    left, top, right, bottom = box
+    y0, y1 = top + 20, bottom - 14
+    values = [v for _, pts in series for _, v in pts]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    probability = title.startswith("D(") and lo >= 0 and hi <= 1
+    if probability:
+        lo, hi = min(lo, 0.5), max(hi, 0.5)
+    rng = (hi - lo) or 1.0
+    draw.rectangle((left, y0, right, y1), outline=(200, 200, 200))
+    legend = "   ".join(f"{name} {pts[-1][1]:.4g}" for name, pts in series if pts)
+    draw.text((4, top + 4), f"{title}  (last: {legend})", fill=(0, 0, 0))
+    draw.text((4, y0), f"{hi:.3g}", fill=(90, 90, 90))
+    draw.text((4, y1 - 10), f"{lo:.3g}", fill=(90, 90, 90))
+    draw.text((left, y1 + 2), "epoch 1", fill=(90, 90, 90))
+    draw.text((right - 50, y1 + 2), f"epoch {epochs}", fill=(90, 90, 90))
+
+    xs = [x for _, pts in series for x, _ in pts]
+    x_lo, x_hi = min(xs), max(xs, default=1.0)
+    x_lo = min(x_lo, 1.0)
+
+    def xy(epoch: float, v: float) -> tuple[float, float]:
+        return left + (right - left) * (epoch - x_lo) / max(x_hi - x_lo, 1e-9), y1 - (y1 - y0) * (v - lo) / rng
+
+    if probability:
+        half = xy(1, 0.5)[1]
+        for dash in range(left, right, 8):
+            draw.line((dash, half, dash + 4, half), fill=(170, 170, 170))
+    for j, (_, pts) in enumerate(series):
+        colour = PALETTE[j % len(PALETTE)]
+        line = [xy(e, v) for e, v in pts]
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=2)
+        for x, y in line if len(line) <= 60 else []:  # dots for a few points; a dense step log reads as a line
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
 
 
 def save_samples(samples: torch.Tensor, data: DataInfo, real: torch.Tensor, path: Path, columns: int = 8) -> None:

@@ -120,6 +120,11 @@ class ComparisonTable:
     priority: list[int] = field(default_factory=list)  # per column, 0 first: what a narrow terminal keeps
     status_column: int | None = None  # position of the status column, if shown
     backbones: list[str] = field(default_factory=list)  # feature backbones of the run (short headers with one)
+    # What reports draw charts from (genbench.reporting.report): per row, the raw grouping values and the cell ids
+    groups: list[dict[str, Any]] = field(default_factory=list)  # model, dataset and every hyper-parameter
+    cells: list[list[str]] = field(default_factory=list)  # results.csv's "cell" of each seed in the row
+    metric_keys: list[str] = field(default_factory=list)  # results.csv column of each metric column
+    varied: list[str] = field(default_factory=list)  # hyper-parameters the grid varied within a model
 
 
 def _missing(value: Any) -> bool:
@@ -390,6 +395,8 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any], columns: Sequence[str
 
     rows: list[list[str]] = []
     previews: list[str] = []
+    group_keys: list[dict[str, Any]] = []
+    group_cells: list[list[str]] = []
     ok_seeds: list[tuple[int, int]] = []
     intervals: dict[tuple[int, int], str] = {}
     summaries: dict[tuple[int, int], Summary] = {}
@@ -417,6 +424,8 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any], columns: Sequence[str
         # read from a file: only a plain path inside the run's cells/ becomes a link (no "..", "/x", "http:")
         shown = [p for p in (ok if len(ok) else g).get("samples_png", []) if safe_relative(p, (CELLS,))]
         previews.append(shown[0] if shown else "")
+        group_keys.append({k: None if _missing(first.get(k)) else first.get(k) for k in keys})
+        group_cells.append([str(c) for c in g["cell"]] if "cell" in g.columns else [])
 
     best: set[tuple[int, int]] = set()
     ties: set[tuple[int, int]] = set()
@@ -453,6 +462,10 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any], columns: Sequence[str
         priority=priority,
         status_column=status_pos,
         backbones=list(dict.fromkeys(backbones)),
+        groups=group_keys,
+        cells=group_cells,
+        metric_keys=metric_cols,
+        varied=[c for c in shown_hyper if c in varied],
     )
 
 

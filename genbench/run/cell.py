@@ -61,6 +61,7 @@ from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
 from genbench.run.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
+from genbench.run.watch import Watch
 from genbench.threads import apply_threads, decide
 
 # (cell_id, event, detail): "phase" with the phase name, "epoch" with (epoch, epochs, means), "step" with
@@ -233,21 +234,27 @@ def _run_phases(
     record.timings["calibrate"] = calibrate(device)  # the speed yardstick, timed right before the training it scales
 
     epochs = hyper.epochs
+    # figures and the quality curve: fed between epochs on forked random streams, off the train clock
+    watch = Watch(model, data, device, spec.seed, epochs, protocol, record, spec.out_dir, guard)
     guard.enter("train", f"epoch 1/{epochs}")
     notify(spec.cell_id, "phase", "train")
     train_split = _on_device(data.split("train"), device)
 
     def on_epoch(epoch: int, means: dict[str, float]) -> None:
         guard.detail = f"epoch {min(epoch + 1, epochs)}/{epochs}"
+        watch.on_epoch(epoch)
         notify(spec.cell_id, "epoch", (epoch, epochs, means))
 
     def on_step(epoch: int, step: int, steps: int) -> None:
         notify(spec.cell_id, "step", (epoch, epochs, step, steps))
 
-    with timed(device) as t:
+    with timed(device, watch.elapsed) as t:
         record.timings["train"] = t  # filled in on exit, also when training diverges or fails
         try:
             train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step)
+        except Exception:
+            watch.finish(complete=False)  # what the epochs that finished show (samples over training)
+            raise
         finally:
             t.items = progress.images_seen
 
@@ -276,6 +283,9 @@ def _run_phases(
     with timed(device) as t:
         evaluate(ctx, protocol.metrics, record, guard.check)
     record.timings["evaluate"] = t
+    guard.enter("figures")
+    notify(spec.cell_id, "phase", "figures")
+    watch.finish(complete=True, evaluated=ctx)  # the curve's last point reuses the evaluation's samples
     record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
 
 
@@ -359,7 +369,7 @@ def save_checkpoint(model: GenerativeModel, spec: CellSpec, data: DataInfo, path
 
 
 def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, FileDigest] | None = None) -> None:
-    """record.json always; history.csv, steps.csv and curves.png when at least one epoch finished.
+    """record.json always; history.csv (losses and the quality curve), steps.csv and curves.png when an epoch finished.
 
     The record lists each artifact's size and sha256: from ``written`` (the digests of the
     bytes this attempt wrote, see :func:`genbench.results.recording_writes`), else from disk.
@@ -369,9 +379,11 @@ def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, Fi
         buf = io.StringIO()
         writer = csv.writer(buf)
         keys = list(record.history[0])
-        writer.writerow(["epoch", *(csv_text(k) for k in keys)])  # loss names come from plugins
+        quality = {int(q["epoch"]): q for q in record.quality if "epoch" in q}  # the curve's points, by epoch
+        extra = [k for k in dict.fromkeys(k for q in quality.values() for k in q) if k != "epoch" and k not in keys]
+        writer.writerow(["epoch", *(csv_text(k) for k in keys + extra)])  # loss names come from plugins
         for i, row in enumerate(record.history, 1):
-            writer.writerow([i, *(row.get(k, "") for k in keys)])
+            writer.writerow([i, *(row.get(k, "") for k in keys), *(quality.get(i, {}).get(k, "") for k in extra)])
         atomic_write_text(out_dir / "history.csv", buf.getvalue())
         record.artifacts["history"] = f"cells/{record.cell_id}/history.csv"
         if record.step_history:
@@ -382,7 +394,7 @@ def save_cell_files(record: CellRecord, out_dir: Path, written: Mapping[Path, Fi
             writer.writerows([row.get(k, "") for k in keys] for row in record.step_history)
             atomic_write_text(out_dir / "steps.csv", buf.getvalue())
             record.artifacts["steps"] = f"cells/{record.cell_id}/steps.csv"
-        atomic_save_image(images.curves(record.step_history or record.history), out_dir / "curves.png")
+        atomic_save_image(images.curves(record.step_history or record.history, record.quality), out_dir / "curves.png")
         record.artifacts["curves"] = f"cells/{record.cell_id}/curves.png"
     record.checksums = {}
     for name, rel in list(record.artifacts.items()):

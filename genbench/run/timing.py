@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -26,8 +26,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 @contextmanager
-def timed(device: torch.device) -> Iterator[PhaseTiming]:
-    """Time the body; the yielded PhaseTiming is filled in on exit (set ``.items`` inside)."""
+def timed(device: torch.device, excluded: Callable[[], float] | None = None) -> Iterator[PhaseTiming]:
+    """Time the body; the yielded PhaseTiming is filled in on exit (set ``.items`` inside).
+
+    ``excluded()``, read on exit, is the time inside the body that belongs to another phase
+    (figures and the quality curve drawn between epochs): it is left out of this one.
+    """
     timing = PhaseTiming(seconds=0.0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -37,8 +41,10 @@ def timed(device: torch.device) -> Iterator[PhaseTiming]:
         yield timing
     finally:
         synchronize(device)
-        timing.seconds = time.perf_counter() - start
-        timing.cpu_seconds = time.process_time() - cpu_start
+        other = excluded() if excluded is not None else 0.0
+        timing.seconds = time.perf_counter() - start - other
+        # the other phase's work is taken out of the CPU time too, at its wall time (figures run on one core)
+        timing.cpu_seconds = max(0.0, time.process_time() - cpu_start - other)
         timing.peak_mem_mb = peak_memory_mb(device)
 
 
