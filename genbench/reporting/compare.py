@@ -33,7 +33,8 @@ What was measured differently is refused by name rather than compared: a differe
 (name or content), split, sample count, library version, KID/IS/precision-recall setting, or a
 backbone whose weights, layer, extractor or resizing differ (that backbone's metrics, and the
 metrics that name no backbone, such as classes covered, since they read a backbone too), and
-for speed a different device, machine (raw) or calibration workload (calibrated).
+for speed a different device, clock, number of torch threads, machine (raw) or calibration
+workload (calibrated).
 """
 
 from __future__ import annotations
@@ -204,6 +205,9 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
     clock_a, clock_b = _clock(ca), _clock(cb)
     if clock_a and clock_b and clock_a != clock_b:
         out.append((lambda n: n in SPEED_FIGURES, f"clocks differ ({clock_a} time vs {clock_b} time)"))
+    threads_a, threads_b = a.environment.get("torch_threads"), b.environment.get("torch_threads")
+    if threads_a and threads_b and threads_a != threads_b:
+        out.append((lambda n: n in SPEED_FIGURES, f"torch threads differ ({threads_a} vs {threads_b})"))
     device_a, device_b = ca.device.split(":")[0], cb.device.split(":")[0]
     if device_a != device_b:
         out.append((lambda n: n in SPEED_FIGURES, f"device differs ({ca.device} vs {cb.device})"))
