@@ -6,11 +6,12 @@ every speed figure of every matched cell, over the seeds each side ran (ok seeds
 
 * **better / worse** needs both a change larger than the figure's tolerance
   (:mod:`genbench.reporting.tolerance`) in that direction *and* statistical evidence: the
-  Benjamini-Hochberg adjusted p-value (q) of a Welch t-test on the per-seed values below
-  ``alpha`` (:mod:`genbench.reporting.significance`; metrics and speed figures are adjusted as
-  two separate families). Speed figures are tested on the logarithm of their throughput, as
-  their noise is multiplicative, and their change is a change of time per image (``+25%``: a
-  quarter slower), the geometric means of the two sides compared.
+  Benjamini-Hochberg adjusted p-value (q) of a t-test on the per-seed values below ``alpha``
+  (:mod:`genbench.reporting.significance`; metrics and speed figures are adjusted as two
+  separate families). Metrics get Welch's test; speed figures Student's pooled test on the
+  logarithm of their throughput, as their noise is the machine's and multiplicative, and
+  their change is a change of time per image (``+25%``: a quarter slower), the geometric
+  means of the two sides compared.
 * ``genbench check`` tests one-sided, in the direction each figure moved (its question is "worse?"),
   which halves the p-value of a change; ``genbench compare`` asks "which way, if any?" and tests
   two-sided.
@@ -268,7 +269,10 @@ def _judge(figures: list[Figure], alpha: float, one_sided: bool) -> list[Figure]
     """p-values, Benjamini-Hochberg q-values within the family, verdicts and seeds needed."""
     from dataclasses import replace
 
-    tests = [difference_test(*_values(f)) if f.verdict != "refused" else (None, "") for f in figures]
+    tests = [
+        difference_test(*_values(f), equal_var=f.kind == "speed") if f.verdict != "refused" else (None, "")
+        for f in figures
+    ]
     if one_sided:  # the p-value of the observed direction: a check asks "worse?", one question per figure
         tests = [(None if p is None else p / 2, f"{test}, one-sided" if p is not None else test) for p, test in tests]
     qs = adjust([p for p, _ in tests])
