@@ -40,6 +40,7 @@ import copy
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -188,13 +189,19 @@ def count(checks: Sequence[Verdicts], key: str | None) -> int:
     return sum(bool(c.quality if key is None else c.speed[key]) for c in checks)
 
 
-def train_seconds(runs: Sequence[Path]) -> dict[str, float]:
-    """Median training time per model over the seeds of ``runs`` (the clock the gate reads: CPU time on a CPU)."""
-    per_model: dict[str, list[float]] = {}
-    for run in runs:
-        for cell in load_run(run).cells.values():
-            per_model.setdefault(cell.model, []).extend(s.seconds["train"] for s in cell.ok() if "train" in s.seconds)
-    return {model: statistics.median(v) for model, v in per_model.items() if v}
+def slowdown(reference: Path, run: Path) -> dict[str, float]:
+    """Per model: median training time of ``run`` over that of ``reference`` (the clock the gate reads)."""
+
+    def median_train(path: Path) -> dict[str, float]:
+        out = {}
+        for cell in load_run(path).cells.values():
+            times = [s.seconds["train"] for s in cell.ok() if "train" in s.seconds]
+            if times:
+                out[cell.model] = statistics.median(times)
+        return out
+
+    a, b = median_train(reference), median_train(run)
+    return {m: b[m] / a[m] for m in b if m in a}
 
 
 def report(s: Settings, aa: list[Verdicts], worse: list[Verdicts], slower: list[Verdicts]) -> dict[str, Any]:
@@ -239,6 +246,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the busy helpers are stopped on a kill
     os.chdir(ROOT)  # the suite's paths (the pinned domain classifier) are relative to the repository root
     torch.set_num_threads(args.threads)
     registry = get_registry()
@@ -260,26 +268,29 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs; load average {load[0]}", flush=True)  # fmt: skip
     try:
         seed = iter(range(10**6))
-        aa, refs = [], []
+        aa: list[Verdicts] = []
+        worse: list[Verdicts] = []
+        slower: list[Verdicts] = []
+        slowdowns: dict[str, list[float]] = {}
         for i in range(args.pairs):
+            # Pair i: its reference, then (for the first --power pairs) the slowed run right after it, the
+            # A/A partner, and the worsened run: every check compares runs made minutes apart, as in one CI job.
             ref = run_suite(s, f"aa{i}-a", [next(seed) for _ in range(n)], "same")
+            if i < args.power:
+                sl = run_suite(s, f"slower{i}", [next(seed) for _ in range(n)], "slower")
+                slower.append(judge(s, ref, sl))
+                for model, ratio in slowdown(ref, sl).items():
+                    slowdowns.setdefault(model, []).append(ratio)
+                print(f"  slower {i + 1}: speed { {k: len(v) for k, v in slower[-1].speed.items()} }", flush=True)
             other = run_suite(s, f"aa{i}-b", [next(seed) for _ in range(n)], "same")
             aa.append(judge(s, ref, other))
-            refs.append(ref)
             print(f"  A/A {i + 1}: quality {aa[-1].quality or 'ok'}; speed "
                   f"{ {k: len(v) for k, v in aa[-1].speed.items()} }", flush=True)  # fmt: skip
-        worse, slower = [], []
-        for i in range(args.power):
-            w = run_suite(s, f"worse{i}", [next(seed) for _ in range(n)], "worse")
-            worse.append(judge(s, refs[i], w))
-            print(f"  worse {i + 1}: {len(worse[-1].quality)} quality regressions", flush=True)
-            sl = run_suite(s, f"slower{i}", [next(seed) for _ in range(n)], "slower")
-            slower.append(judge(s, refs[i], sl))
-            print(f"  slower {i + 1}: speed { {k: len(v) for k, v in slower[-1].speed.items()} }", flush=True)
-        same_runs = [s.work / f"aa{i}-{side}" for i in range(args.pairs) for side in "ab"]
-        slow_runs = [s.work / f"slower{i}" for i in range(args.power)]
-        base_s, slow_s = train_seconds(same_runs), train_seconds(slow_runs)
-        injected = {m: slow_s[m] / base_s[m] - 1 for m in slow_s if m in base_s}
+            if i < args.power:
+                w = run_suite(s, f"worse{i}", [next(seed) for _ in range(n)], "worse")
+                worse.append(judge(s, ref, w))
+                print(f"  worse {i + 1}: {len(worse[-1].quality)} quality regressions", flush=True)
+        injected = {m: statistics.median(v) - 1 for m, v in slowdowns.items()}
         minutes = (time.perf_counter() - t0) / 60
         load.append(os.getloadavg())
         costs = cost(s, args.cost)
@@ -290,7 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = report(s, aa, worse, slower)
     if injected:
         shown = ", ".join(f"{m} {v:+.0%}" for m, v in injected.items())
-        print(f"the injected slowdown as the gate's clock saw it (median train time, slower runs vs A/A runs): {shown}")
+        print(
+            f"the injected slowdown as the gate's clock saw it (slowed run vs its reference, median over checks): "
+            f"{shown}"
+        )
     out["injected_slowdown"] = injected
     for c in costs:
         print(f"cost: benchmarks/ci-gate.sh (suite + check, fresh process, empty cache): {c['seconds']:.0f} s, "

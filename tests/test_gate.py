@@ -287,3 +287,22 @@ def test_tolerances_from_the_command_line_win_over_the_suite_and_the_baseline(
         capsys, "check", head, "--baseline", baseline, "--config", suite, "--tolerance", "fid_domain=60%"
     )
     assert code == 0 and "alpha 0.05" in out
+
+
+def test_speed_of_other_thread_counts_or_clocks_is_refused_and_quality_still_compared(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a = write_run(tmp_path / "a", seeds("gan", GAN, GOOD), environment={"torch_threads": "1"})
+    b = write_run(tmp_path / "b", seeds("gan", GAN, GOOD), environment={"torch_threads": "2"})
+    _, out, _ = cli(capsys, "compare", a, b, "--format", "markdown")
+    table = rows(out)
+    assert table[(label("gan", GAN), "train_speed")][5] == "**refused**"
+    assert "train_speed: torch threads differ (1 vs 2)" in out
+    assert table[(label("gan", GAN), "fid_domain")][5] == "no significant change"
+    cpu = seeds("gan", GAN, GOOD)
+    for r in cpu:
+        for t in r.timings.values():
+            t.cpu_seconds = t.seconds  # timings with the process's CPU time: speed on the CPU clock
+    c = write_run(tmp_path / "c", cpu, environment={"torch_threads": "1"})
+    code, _, err = cli(capsys, "check", c, "--against", a)
+    assert code == 2 and "train_speed: clocks differ (wall time vs cpu time)" in err

@@ -19,6 +19,13 @@ def test_welch_p_value_is_scipys_unequal_variance_t_test() -> None:
     assert p == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue, rel=1e-9)
 
 
+def test_speed_uses_students_pooled_test() -> None:
+    a, b = [8.51, 8.49, 8.55, 8.47], [8.30, 8.36, 8.28]
+    p, test = difference_test(a, b, equal_var=True)
+    assert test == "Student t"
+    assert p == pytest.approx(stats.ttest_ind(b, a, equal_var=True).pvalue, rel=1e-9)
+
+
 def test_one_seed_a_side_gives_no_p_value_and_says_the_tolerance_decides() -> None:
     assert difference_test([1.0], [2.0]) == (None, "1 seed a side: tolerance only")
 

@@ -114,11 +114,16 @@ def status_regressions(reference: CellSet, run: CellSet) -> list[Regression]:
     return out
 
 
+def number(x: float) -> str:
+    """4 significant digits, without an exponent for the large throughputs (20131, not 2.013e+04)."""
+    return f"{x:.0f}" if 1e4 <= abs(x) < 1e9 else f"{x:.4g}"
+
+
 def figure_message(f: Figure) -> str:
     """``fid_domain worse: 336.1 -> 512.3 (+52.4%; tolerance 5%; Welch t, q=0.0012)``."""
     a, b = f.summary_a, f.summary_b
     change = "" if f.change is None else f"{f.change:+.1%}" + (" time per image" if f.kind == "speed" else "")
-    what = f"{f.name} {f.verdict}: {a.mean:.4g} -> {b.mean:.4g}"
+    what = f"{f.name} {f.verdict}: {number(a.mean)} -> {number(b.mean)}"
     return f"{what} ({change}{'; ' if change else ''}tolerance {f.tolerance}; {f.why()})"
 
 

@@ -6,11 +6,12 @@ every speed figure of every matched cell, over the seeds each side ran (ok seeds
 
 * **better / worse** needs both a change larger than the figure's tolerance
   (:mod:`genbench.reporting.tolerance`) in that direction *and* statistical evidence: the
-  Benjamini-Hochberg adjusted p-value (q) of a Welch t-test on the per-seed values below
-  ``alpha`` (:mod:`genbench.reporting.significance`; metrics and speed figures are adjusted as
-  two separate families). Speed figures are tested on the logarithm of their throughput, as
-  their noise is multiplicative, and their change is a change of time per image (``+25%``: a
-  quarter slower), the geometric means of the two sides compared.
+  Benjamini-Hochberg adjusted p-value (q) of a t-test on the per-seed values below ``alpha``
+  (:mod:`genbench.reporting.significance`; metrics and speed figures are adjusted as two
+  separate families). Metrics get Welch's test; speed figures Student's pooled test on the
+  logarithm of their throughput, as their noise is the machine's and multiplicative, and
+  their change is a change of time per image (``+25%``: a quarter slower), the geometric
+  means of the two sides compared.
 * ``genbench check`` tests one-sided, in the direction each figure moved (its question is "worse?"),
   which halves the p-value of a change; ``genbench compare`` asks "which way, if any?" and tests
   two-sided.
@@ -33,7 +34,8 @@ What was measured differently is refused by name rather than compared: a differe
 (name or content), split, sample count, library version, KID/IS/precision-recall setting, or a
 backbone whose weights, layer, extractor or resizing differ (that backbone's metrics, and the
 metrics that name no backbone, such as classes covered, since they read a backbone too), and
-for speed a different device, machine (raw) or calibration workload (calibrated).
+for speed a different device, clock, number of torch threads, machine (raw) or calibration
+workload (calibrated).
 """
 
 from __future__ import annotations
@@ -204,6 +206,9 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
     clock_a, clock_b = _clock(ca), _clock(cb)
     if clock_a and clock_b and clock_a != clock_b:
         out.append((lambda n: n in SPEED_FIGURES, f"clocks differ ({clock_a} time vs {clock_b} time)"))
+    threads_a, threads_b = a.environment.get("torch_threads"), b.environment.get("torch_threads")
+    if threads_a and threads_b and threads_a != threads_b:
+        out.append((lambda n: n in SPEED_FIGURES, f"torch threads differ ({threads_a} vs {threads_b})"))
     device_a, device_b = ca.device.split(":")[0], cb.device.split(":")[0]
     if device_a != device_b:
         out.append((lambda n: n in SPEED_FIGURES, f"device differs ({ca.device} vs {cb.device})"))
@@ -264,7 +269,10 @@ def _judge(figures: list[Figure], alpha: float, one_sided: bool) -> list[Figure]
     """p-values, Benjamini-Hochberg q-values within the family, verdicts and seeds needed."""
     from dataclasses import replace
 
-    tests = [difference_test(*_values(f)) if f.verdict != "refused" else (None, "") for f in figures]
+    tests = [
+        difference_test(*_values(f), equal_var=f.kind == "speed") if f.verdict != "refused" else (None, "")
+        for f in figures
+    ]
     if one_sided:  # the p-value of the observed direction: a check asks "worse?", one question per figure
         tests = [(None if p is None else p / 2, f"{test}, one-sided" if p is not None else test) for p, test in tests]
     qs = adjust([p for p, _ in tests])

@@ -106,7 +106,12 @@ def _family_sizes(c: Comparison) -> str:
     metric = sum(f.kind == "metric" for f in tested)
     speed = sum(f.kind == "speed" for f in tested)
     sided = "one-sided Welch t" if c.directional else "Welch t"
-    return f"alpha {c.alpha:g}, {sided}, Benjamini-Hochberg over {metric} metric and {speed} speed figures"
+    families = f"{_count(metric, 'metric')} and {_count(speed, 'speed figure')}"
+    return f"alpha {c.alpha:g}, {sided}, Benjamini-Hochberg over {families}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _cells_line(cells: Sequence[Cell]) -> str:
@@ -140,7 +145,7 @@ def _extras_md(c: Comparison, a: str, b: str) -> list[str]:
 # -- compare --------------------------------------------------------------------------------
 def compare_markdown(c: Comparison) -> str:
     head = (
-        f"**genbench compare**: A `{c.a.source}`, B `{c.b.source}`; {len(c.matched)} matched cells; "
+        f"**genbench compare**: A `{c.a.source}`, B `{c.b.source}`; {_count(len(c.matched), 'matched cell')}; "
         f"{_speed_line(c)}; {_family_sizes(c)}"
     )
     lines = [head, "", *_table_md(figure_rows(c), "A", "B")]
@@ -204,7 +209,8 @@ def check_markdown(r: CheckResult) -> str:
     lines = [
         f"## genbench check: {'❌' if not r.passed else '✅'} {verdict}",
         "",
-        f"Run `{c.b.source}` against {ref} `{c.a.source}`: {len(c.matched)} cells, {len(c.figures)} figures; "
+        f"Run `{c.b.source}` against {ref} `{c.a.source}`: {_count(len(c.matched), 'cell')}, "
+        f"{_count(len(c.figures), 'figure')}; "
         f"{_speed_line(c)}; {_family_sizes(c)}.",
     ]
     if r.regressions:

@@ -96,6 +96,7 @@ def environment(device: torch.device) -> dict[str, str]:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     env["calibration"] = CALIBRATION_WORKLOAD
+    env["torch_threads"] = str(torch.get_num_threads())  # speed figures of different thread counts never meet
     return env
 
 
