@@ -82,8 +82,9 @@ def test_run_baseline_check_then_a_broken_model_fails_naming_cell_and_metric(
     out = capsys.readouterr().out
     assert code == 1
     cell = cell_label(record.cell_id)
-    assert f"| {cell} | fid_domain | fid_domain worse: " in summary.read_text()
-    assert f"| {cell} | classes_covered | classes_covered worse: " in out
+    assert f"| {cell} | fid_domain | fid_domain worse: " in summary.read_text() and f"| {cell} |" in out
+    # (which other metrics also regress depends on how many classes the tiny model covered before: on
+    # another CPU or torch build it may already be one, so classes_covered is not asserted)
     assert main(["check", str(broken), "--against", str(head), *NO_SPEED]) == 1
 
 
