@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_request(out: Path, cache: Path, models: tuple[str, ...] = ("tiny",), **kw: Any) -> RunRequest:
-    protocol = Protocol("digits", ("fid",), eval_samples=100, epochs=2, cache_dir=cache)
+    """Cells that are deterministic on the CPU (GPU kernels need not be): the same numbers on every executor."""
+    protocol = Protocol("digits", ("fid",), eval_samples=100, epochs=2, cache_dir=cache, device="cpu")
     return RunRequest(models, protocol, out, kw.pop("grid", ("z_dim=2,3",)), **kw)
 
 
@@ -93,6 +95,20 @@ def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
         assert record.status == "ok" and intact(tmp_path, record)
         assert saved(tmp_path, record)
     assert json.loads((tmp_path / "run.json").read_text())["executor"]["name"] == "reverse"
+
+
+def test_the_guides_executor_example_runs_a_grid_with_the_serial_numbers(
+    tmp_path: Path, cache_dir: Path, use_plugin: Callable[[object, str], None], one_thread: None
+) -> None:
+    section = (ROOT / "docs" / "plugins.md").read_text().split("## 8b. Executor plugins", 1)[1].split("\n## ", 1)[0]
+    guide = types.ModuleType("guide_executor")
+    exec(compile(section.split("```python\n", 1)[1].split("```", 1)[0], "docs/plugins.md", "exec"), guide.__dict__)
+    use_plugin(guide, "guide-executor")
+    protocol = Protocol("digits", ("recon_mse",), eval_samples=100, epochs=1, cache_dir=cache_dir, device="cpu")
+    serial = run_grid(RunRequest(("ae",), protocol, tmp_path / "serial", ("z_dim=2,3",)))
+    pool = run_grid(RunRequest(("ae",), protocol, tmp_path / "pool", ("z_dim=2,3",), executor="pool", workers=2))
+    assert metrics(pool.records) == metrics(serial.records) and all(r.status == "ok" for r in pool.records)
+    assert all(intact(tmp_path / "pool", r) for r in pool.records)
 
 
 def test_damaged_files_are_not_written_and_fail_their_cell(tmp_path: Path, cache_dir: Path, tiny_models: None) -> None:
@@ -173,6 +189,20 @@ def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_
     for record in tiny:
         assert intact(tmp_path / "ray", record)
     assert {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"} == {r.cell_id for r in tiny}
+
+
+def test_executor_and_fast_path_options_are_suite_keys() -> None:
+    from genbench.suite import parse_suite
+
+    suite = parse_suite({"models": ["gan"], "executor": "process", "workers": 2, "gpus": [0, 1], "cells_per_gpu": 2,
+                         "precision": "bf16", "compile": True, "channels_last": True})  # fmt: skip
+    req = suite.request()
+    assert (req.executor, req.workers, req.gpus, req.cells_per_gpu) == ("process", 2, (0, 1), 2)
+    assert (req.protocol.precision, req.protocol.compile, req.protocol.channels_last) == ("bf16", True, True)
+    with pytest.raises(GenbenchError, match=r"^x.toml: 'executor': unknown executor 'nope'; valid: 'process', 'ray',"):
+        parse_suite({"executor": "nope"}, "x.toml")
+    with pytest.raises(GenbenchError, match=r"^x.toml: 'gpus' must be an integer >= 0 or a list of them"):
+        parse_suite({"gpus": [0, -1]}, "x.toml")
 
 
 # -- planning workers -------------------------------------------------------------------------------
@@ -277,8 +307,8 @@ def test_kill_9_of_the_driver_at_any_moment_loses_no_finished_cell_and_resume_re
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
     args = ["run", "--models", "slow", "--dataset", "digits", "--grid", "z_dim=2,3,4,5,6", "--epochs", "1",
-            "--metrics", "elbo", "--eval-samples", "50", "--cache-dir", str(cache_dir), "--out", str(out),
-            "--executor", "process", "--workers", "1"]  # fmt: skip
+            "--device", "cpu", "--metrics", "elbo", "--eval-samples", "50", "--cache-dir", str(cache_dir),
+            "--out", str(out), "--executor", "process", "--workers", "1"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
     kept: dict[str, str] = {}
     rng = random.Random(13)

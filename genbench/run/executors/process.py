@@ -33,6 +33,7 @@ import os
 import pickle
 import signal
 import sys
+import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,25 @@ def _die_with_parent() -> None:
 
 
 def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int) -> None:
-    """A worker's life: get ready, then run the cells the driver sends until it sends None or goes away."""
+    """A worker's life: get ready, then run the cells the driver sends until it sends None or goes away.
+
+    It ends with ``os._exit``: it wrote nothing that needs flushing (its temporary folders are gone),
+    and tearing down torch and friends at interpreter exit took seconds per worker.
+    """
+    code = 0
+    try:
+        _serve(conn, threads, plugins, parent)
+    except BaseException:  # a bug in genbench itself: say it (the driver fails the cell it was running)
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the driver's to handle
     signal.signal(signal.SIGTERM, _on_sigterm)
     _die_with_parent()

@@ -125,6 +125,7 @@ class RayExecutor(Executor):
         self._ray: Any = None
         self._started = False  # whether this executor started the Ray session (and so shuts it down)
         self._pending: dict[Any, CellSpec] = {}
+        self._resources = (1.0, 0.0, 1)  # (num_cpus, num_gpus, torch threads) of a cell's task
 
     @classmethod
     def check(cls, request: RunRequest) -> None:
@@ -138,8 +139,16 @@ class RayExecutor(Executor):
 
     def __enter__(self) -> RayExecutor:
         ray = self._ray = import_ray()
-        if ray.is_initialized():
-            return self
+        if not ray.is_initialized():
+            self._start(ray)
+        try:
+            self._resources = self._task_resources()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self, ray: Any) -> None:
         address, where = ray_address(self.request)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
         if address is None:
@@ -151,7 +160,6 @@ class RayExecutor(Executor):
                 f"{where if address else '--executor ray'}: cannot start or join Ray: {ray_failure(exc)}"
             ) from None
         self._started = True
-        return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         ray, pending, self._pending = self._ray, self._pending, {}
@@ -164,8 +172,8 @@ class RayExecutor(Executor):
             self._started = False
             ray.shutdown()
 
-    def _resources(self) -> tuple[float, float, int]:
-        """(num_cpus, num_gpus, torch threads) of one cell's task."""
+    def _task_resources(self) -> tuple[float, float, int]:
+        """(num_cpus, num_gpus, torch threads) of one cell's task; a GPU device the cluster lacks is an error."""
         ray = self._ray
         local = ray_address(self.request)[0] is None
         threads = threads_per_worker(self.request.workers or cpu_cores()) if local else 1
@@ -182,7 +190,7 @@ class RayExecutor(Executor):
             raise RuntimeError("RayExecutor.run outside its `with` block")
         from ray.util.queue import Queue
 
-        cpus, gpus, threads = self._resources()
+        cpus, gpus, threads = self._resources
         task = ray.remote(ray_cell).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         events = Queue(actor_options={"num_cpus": 0})
         plugins = ray.put(shipped_plugins())
