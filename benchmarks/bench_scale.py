@@ -7,7 +7,8 @@ Three modes, each measured in one run of this script (nothing here asserts on ti
     ``--epochs`` 5) run with every executor in ``--executors`` (default ``serial,process,ray``),
     each as its own ``genbench run`` command (a fresh process, timed end to end: start-up,
     worker processes or the local Ray instance, every cell, the files). ``process`` and
-    ``ray`` get ``--workers`` (default: the cores). A warm-up run first fills the shared
+    ``ray`` get ``--workers`` (default: the cores); ``process:1`` names a variant with its own
+    worker count (one worker: what the executor itself costs). A warm-up run first fills the shared
     cache (domain classifier, reference statistics), so no variant pays for it. With
     ``--rounds`` > 1 the order alternates (A B C, C B A, ...). Reported per variant: wall
     seconds and the ratio serial/variant measured in the same round (> 1: faster). Every
@@ -130,7 +131,11 @@ def bench_cpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = environment(args.threads, work)
     base = [*README_GRID, "--epochs", str(args.epochs), "--dataset", args.dataset, "--device", "cpu"]
     workers = args.workers or cpu_cores()
-    extra = {"serial": [], "process": ["--workers", str(workers)], "ray": ["--workers", str(workers)]}
+
+    def options(variant: str) -> list[str]:
+        name, _, count = variant.partition(":")
+        return ["--executor", name] + ([] if name == "serial" else ["--workers", count or str(workers)])
+
     warm, _ = genbench(["--models", "ae", "--epochs", "1", "--dataset", args.dataset, "--device", "cpu",
                         "--out", str(work / "warm")], env)  # fmt: skip
     print(f"warm-up (domain classifier, reference statistics): {warm:.1f} s", flush=True)
@@ -141,7 +146,7 @@ def bench_cpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         seconds: dict[str, float] = {}
         for name in order:
             out = work / f"r{r}-{name}"
-            seconds[name], _ = genbench([*base, "--executor", name, *extra.get(name, []), "--out", str(out)], env)
+            seconds[name], _ = genbench([*base, *options(name), "--out", str(out)], env)
             print(f"round {r + 1}: {name:8s} {seconds[name]:7.1f} s", flush=True)
         rounds.append(seconds)
         reference = records(work / f"r{r}-{args.executors[0]}")
@@ -154,7 +159,7 @@ def bench_cpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ratios = [rnd[first] / rnd[name] for rnd in rounds]
         figures[f"{first}/{name}"] = summary(ratios)
         print(f"{first}/{name}: {summary(ratios)['median']:.2f}x (median of {len(ratios)} rounds; goal >= 1.7)")
-    if "ray" in args.executors:
+    if any(v.startswith("ray") for v in args.executors):
         figures["ray_start_s"] = ray_start_seconds(workers)
         print(f"a local Ray instance alone starts and stops in {figures['ray_start_s']:.1f} s")
     if problems:
@@ -328,15 +333,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--gpu", action="store_true", help="GPU mode: packing 8 DCGAN cells on one GPU, and the fast path")
     p.add_argument("--crash", type=int, default=0, metavar="N", help="crash mode: kill -9 the driver N times")
-    p.add_argument("--executors", default="serial,process,ray", help="cpu mode: executors to compare, serial first")
+    p.add_argument(
+        "--executors",
+        default="serial,process,ray",
+        help="cpu mode: executors to compare (NAME or NAME:WORKERS), serial first",
+    )
     p.add_argument("--workers", type=int, default=None, help="process/ray workers (default: the cores)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per cell (cpu and crash: 5, gpu: 10)")
     p.add_argument("--timed-epochs", type=int, default=3, help="gpu fast path: epochs timed after the warm-up one")
     p.add_argument("--rounds", type=int, default=1, help="cpu mode: rounds, alternating the order")
     p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "digits"])
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every genbench command")
-    p.add_argument("--crash-min", type=float, default=5.0, help="crash mode: earliest kill, seconds after start")
-    p.add_argument("--crash-max", type=float, default=40.0, help="crash mode: latest kill, seconds after start")
+    p.add_argument("--crash-min", type=float, default=20.0, help="crash mode: earliest kill, seconds after start")
+    p.add_argument("--crash-max", type=float, default=90.0, help="crash mode: latest kill, seconds after start")
     p.add_argument("--seed", type=int, default=0, help="crash mode: seed of the kill moments")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.add_argument("--keep", action="store_true", help="keep the work folder")

@@ -60,7 +60,14 @@ class ReverseExecutor(Executor):
     name = "reverse"
     description = "test executor"
 
+    locked_while_running: bool | None = None
+
     def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[PackedCell]:
+        try:  # the driver holds the results folder's lock while any executor runs
+            RunFolder(self.request.out_dir).acquire()
+            ReverseExecutor.locked_while_running = False
+        except GenbenchError:
+            ReverseExecutor.locked_while_running = True
         for i, spec in enumerate(reversed(specs)):
             on_event(CellStarted(i, len(specs), spec))
             yield run_packed(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
@@ -95,6 +102,27 @@ def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
         assert record.status == "ok" and intact(tmp_path, record)
         assert saved(tmp_path, record)
     assert json.loads((tmp_path / "run.json").read_text())["executor"]["name"] == "reverse"
+    assert ReverseExecutor.locked_while_running is True
+
+
+def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from genbench.console import ProgressReporter
+    from genbench.run.events import Planned
+
+    a, b = (CellSpec(c, "tiny", {}, 0, Protocol("digits", ()), tmp_path / c) for c in ("cell_a", "cell_b"))
+    with ProgressReporter(Console(file=io.StringIO(), width=120)) as reporter:
+        reporter(Planned((a, b), 2))
+        reporter(CellStarted(0, 2, a))
+        reporter(CellStarted(1, 2, b))
+        reporter(CellProgress("cell_b", "epoch", (1, 3, {"loss": 0.5})))
+        running = {t.description: t for t in reporter.progress.tasks if t.id in reporter.cells.values()}
+        assert set(running) == {"cell_a", "cell_b"} and running["cell_b"].completed == 1
+        reporter(CellFinished(0, 2, CellRecord("cell_a", "tiny", "digits", 0, {})))
+        assert list(reporter.cells) == ["cell_b"]
 
 
 def test_the_guides_executor_example_runs_a_grid_with_the_serial_numbers(
@@ -257,6 +285,36 @@ def test_bad_executor_and_fast_path_options_are_one_line_exit_2_before_any_work(
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message), err
     assert err.count("\n") == 1 and not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_an_unreachable_ray_address_from_the_environment_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    code = main(["run", "--models", "gan", "--executor", "ray", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: RAY_ADDRESS 127.0.0.1:1: no Ray cluster answers there (")
+
+
+def test_ray_tasks_ask_for_a_gpu_share_when_cells_run_on_gpus(tmp_path: Path) -> None:
+    from genbench.run.executors.ray_tasks import RayExecutor
+
+    class FakeRay:  # what the executor reads of a cluster with one GPU
+        @staticmethod
+        def cluster_resources() -> dict[str, float]:
+            return {"CPU": 16.0, "GPU": 1.0}
+
+    def resources(device: str, per_gpu: int | None) -> tuple[float, float, int]:
+        protocol = Protocol("digits", (), device=device)
+        executor = RayExecutor(RunRequest(("gan",), protocol, tmp_path, executor="ray", cells_per_gpu=per_gpu,
+                                          ray_address="auto"))  # fmt: skip
+        executor._ray = FakeRay()
+        return executor._task_resources()
+
+    assert resources("auto", 4) == (1.0, 0.25, 1)  # 4 cells share each GPU
+    assert resources("cuda", None) == (1.0, 1.0, 1)
+    assert resources("cpu", 4) == (1.0, 0.0, 1)
 
 
 def test_ray_missing_says_how_to_install_it(

@@ -121,6 +121,8 @@ def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], pa
     code = 0
     try:
         _serve(conn, threads, plugins, parent)
+    except WorkerStopped:  # SIGTERM (the driver stops it, or died) before it got to serve
+        pass
     except BaseException:  # a bug in genbench itself: say it (the driver fails the cell it was running)
         traceback.print_exc()
         code = 1
