@@ -204,8 +204,10 @@ def run_options() -> tuple[Option, ...]:
 
 
 def eval_options() -> tuple[Option, ...]:
-    """The options ``genbench eval`` shares with ``genbench run``: ``--out`` and the protocol's."""
-    return tuple(o for o in declared(RunRequest, "run") if o.name == "out_dir") + declared(Protocol, "protocol")
+    """The options ``genbench eval`` shares with ``genbench run``: ``--out`` and the protocol's (but
+    ``--epochs``: nothing is trained)."""
+    out = tuple(o for o in declared(RunRequest, "run") if o.name == "out_dir")
+    return out + tuple(o for o in declared(Protocol, "protocol") if o.name != "epochs")
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def test_nan_after_the_trial_batch_is_a_failed_row(
         import torch
 
         def generate(n, labels, generator):
-            out = torch.rand(n, 1, 8, 8, generator=generator)
+            out = torch.rand(n, 1, 8, 8, generator=generator, device=generator.device)
             return out if n == 2 else out * float("nan")  # fine on the trial batch of two, NaN afterwards
     """)
     )

@@ -13,9 +13,9 @@ memoised in ``ctx.memo``: no second feature pass), once per backbone of the prot
   not. ``coverage_<b>``: the share of reference balls that hold at least one sample:
   diversity, robust to fake outliers where recall is not, in [0, 1]. Higher is better for both.
 * ``fd_inf`` (Chong & Forsyth 2020, "Effectively Unbiased FID and Inception Score and
-  where to find them"): FD of 15 random subsets of the samples (20% to 100% of them)
-  against the whole reference, a least-squares line in 1/N, and its value at 1/N = 0,
-  ``fd_inf_<b>``: FID with the sample-count bias removed, so cells evaluated on
+  where to find them"): FD of 15 nested random subsets of the samples (the first 20% to
+  100% of them in a random order) against the whole reference, a least-squares line in
+  1/N, and its value at 1/N = 0, ``fd_inf_<b>``: FID with the sample-count bias removed, so cells evaluated on
   different numbers of samples compare. ``fd_inf_<b>_residual`` (informational): the
   RMS distance of the 15 FDs to the line; large next to the FD∞ itself, the line does
   not describe the bias and the extrapolation should not be trusted.

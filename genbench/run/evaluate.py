@@ -165,6 +165,8 @@ def resolve_protocol(out_dir: Path, given: Mapping[str, Any]) -> tuple[Protocol,
     registry = get_registry()
     base = run_protocol(out_dir)
     flags = {o.name: o.flag for o in declared(Protocol, "protocol")}
+    if tuple(given.get("metrics") or ()) == (ALL,):
+        given = {**given, "metrics": tuple(registry.metrics)}
     values: dict[str, Any] = {}
     if base is not None:
         for name, value in given.items():
