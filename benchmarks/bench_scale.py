@@ -201,12 +201,12 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for name, recs in (("serial", a), ("packed", b))
         },
     }
-    figures["fast_path"] = fast_path(args)
+    figures["fast_path"] = fast_path(args, "cuda")
     return figures
 
 
-def fast_path(args: argparse.Namespace) -> dict[str, Any]:
-    """Images/s of the harness loop on one DCGAN cell: eager fp32 against the fast path variants (CUDA-synchronised)."""
+def fast_path(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
+    """Images/s of the harness loop on one DCGAN cell: eager fp32 against the fast path variants (synchronised)."""
     import torch
 
     from genbench.hyper import build
@@ -215,9 +215,10 @@ def fast_path(args: argparse.Namespace) -> dict[str, Any]:
     from genbench.run.cell import _on_device, seed_everything
     from genbench.run.data import load_data
     from genbench.run.fastpath import autocast, prepare_model, prepare_split
+    from genbench.run.timing import synchronize
     from genbench.run.train import train
 
-    device = torch.device("cuda")
+    device = torch.device(device_name)
     data = load_data(args.dataset, Path(os.environ.get("GENBENCH_DATA", "data")), False)
     cls = get_registry().model("dcgan")
     hyper = build(cls.Hyper, {}, "dcgan", "image")
@@ -229,7 +230,7 @@ def fast_path(args: argparse.Namespace) -> dict[str, Any]:
     }
     out: dict[str, Any] = {}
     for name, options in variants.items():
-        protocol = Protocol(args.dataset, (), device="cuda", **options)
+        protocol = Protocol(args.dataset, (), device=device_name, **options)
         seed_everything(0)
         model = cls(hyper, data.info).to(device)
         prepare_model(model, protocol, device)
@@ -237,11 +238,11 @@ def fast_path(args: argparse.Namespace) -> dict[str, Any]:
         amp = autocast(protocol, device)
         t0 = time.perf_counter()
         train(model, split, 1, hyper.batch_size, 0, autocast=amp)  # warm-up (and compiling)
-        torch.cuda.synchronize()
+        synchronize(device)
         warm = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = train(model, split, args.timed_epochs, hyper.batch_size, 1, autocast=amp)
-        torch.cuda.synchronize()
+        synchronize(device)
         seconds = time.perf_counter() - t0
         out[name] = {"images_per_s": result.images_seen / seconds, "warm_up_s": warm, "seconds": seconds}
         print(f"{name:32s} {out[name]['images_per_s']:10.0f} images/s (warm-up epoch {warm:.1f} s)", flush=True)
@@ -361,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = parse_args(argv)
+    # `timeout` sends SIGTERM: leave through SystemExit, so that subprocess.run kills the genbench run in
+    # progress (its workers die with it) instead of leaving it to load the machine.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(124))
     work = Path(tempfile.mkdtemp(prefix="bench_scale-"))
     mode = "gpu" if args.gpu else "crash" if args.crash else "cpu"
     print(f"bench_scale {mode}: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

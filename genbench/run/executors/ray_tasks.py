@@ -175,10 +175,12 @@ class RayExecutor(Executor):
     def _task_resources(self) -> tuple[float, float, int]:
         """(num_cpus, num_gpus, torch threads) of one cell's task; a GPU device the cluster lacks is an error."""
         ray = self._ray
+        available = ray.cluster_resources()
         local = ray_address(self.request)[0] is None
         threads = threads_per_worker(self.request.workers or cpu_cores()) if local else 1
+        threads = max(1, min(threads, int(available.get("CPU", 1))))  # a task must fit the session's CPUs
         gpus = 0.0
-        if self.request.protocol.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0:
+        if self.request.protocol.device != "cpu" and available.get("GPU", 0) > 0:
             gpus = 1.0 / (self.request.cells_per_gpu or 1)
         elif self.request.protocol.device.startswith("cuda"):
             raise GenbenchError(f"--device {self.request.protocol.device}: the Ray cluster has no GPU")
