@@ -104,6 +104,13 @@ def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
     assert json.loads((tmp_path / "run.json").read_text())["executor"]["name"] == "reverse"
     assert ReverseExecutor.locked_while_running is True
 
+    class Unstartable(ReverseExecutor):
+        def __enter__(self) -> Unstartable:
+            raise AssertionError("started although every cell is reused")
+
+    again = run_grid(dataclasses.replace(req, resume=True), executor=Unstartable(req))  # nothing to run: not started
+    assert metrics(again.records) == metrics(result.records)
+
 
 def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:
     import io

@@ -145,21 +145,20 @@ def run_grid(
     The cells run on ``executor``, else on the one ``request.executor`` names (an instance of
     :class:`genbench.run.executors.Executor`; any object with its ``run`` method will do). It is
     started (``with executor:``) before the dataset is loaded, so a pool or cluster that cannot
-    start stops the run before any training.
+    start stops the run before any training; when ``resume`` reuses every cell it is not started.
 
     Raises GenbenchError before any work for bad input, for a folder that another run
     holds, and for a folder that holds results when ``request.resume`` is False.
     """
     cells = validate(request)
     runner = executor if executor is not None else get_registry().executor(request.executor)(request)
-    with RunFolder(request.out_dir) as folder:
+    with RunFolder(request.out_dir) as folder, contextlib.ExitStack() as started:
         if not request.resume:
             folder.require_fresh()
         folder.check_cells(cells)
         if request.resume:
             folder.remove_leftovers(cells)  # temporary files of a run that was killed while writing
-        with runner if hasattr(runner, "__enter__") else contextlib.nullcontext():
-            return _run_cells(request, cells, on_event, runner)
+        return _run_cells(request, cells, on_event, runner, started)
 
 
 def _run_cells(
@@ -167,11 +166,14 @@ def _run_cells(
     cells: list[CellSpec],
     on_event: EventCallback | None,
     runner: Executor,
+    started: contextlib.ExitStack,
 ) -> RunResult:
     emit: EventCallback = on_event or (lambda _e: None)
     reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c, request.out_dir)) is not None}
     todo = [c for c in cells if c.cell_id not in reused]
     emit(Planned(tuple(cells), len(todo)))
+    if todo and hasattr(runner, "__enter__"):
+        started.enter_context(runner)  # workers start (or Ray connects) while the data loads
     p = request.protocol
     registry = get_registry()
 
