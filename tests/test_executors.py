@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -166,9 +167,17 @@ def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_process_executor_gives_the_serial_numbers_and_survives_a_dead_worker(
-    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None], one_thread: None
+    tmp_path: Path,
+    cache_dir: Path,
+    tiny_models: None,
+    use_plugin: Callable[[object, str], None],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     use_plugin(FakeModels(KillerModel), "test-killer")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers' scratch folders go
     serial = run_grid(tiny_request(tmp_path / "serial", cache_dir))
     events: list[object] = []
     req = tiny_request(tmp_path / "process", cache_dir, ("tiny", "killer"), executor="process", workers=2)
@@ -185,6 +194,7 @@ def test_process_executor_gives_the_serial_numbers_and_survives_a_dead_worker(
     epochs = {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"}
     assert epochs == {r.cell_id for r in by_model["tiny"]}  # progress came back from the workers
     assert multiprocessing.active_children() == []  # every worker was stopped
+    assert list(scratch.iterdir()) == []  # and no temporary folder is left, not even a killed worker's
 
 
 def test_ctrl_c_in_the_driver_stops_the_workers_and_keeps_finished_cells(

@@ -12,7 +12,9 @@
   (:attr:`genbench.plugins.Registry.added`), says it is ready and waits for cells.
 * **Files.** A worker runs a cell in a private temporary folder and sends back its record
   and files (:func:`genbench.run.executors.remote.run_packed`); the driver writes them.
-  Workers never touch ``--out`` and need no shared filesystem.
+  Workers never touch ``--out`` and need no shared filesystem. Each worker's temporary
+  folders live in a scratch folder of its own, which the worker removes when it ends and
+  the driver removes when the worker dies without a chance to (SIGKILL, out of memory).
 * **Progress.** Each worker has its own pipe to the driver: it sends the cell's phase and
   epoch events as they happen, then the result.
 * **A worker that dies** (killed, out of memory, a crash in native code) fails the cell it
@@ -31,14 +33,17 @@ import ctypes
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -112,7 +117,7 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int) -> None:
+def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int, scratch: Path) -> None:
     """A worker's life: get ready, then run the cells the driver sends until it sends None or goes away.
 
     It ends with ``os._exit``: it wrote nothing that needs flushing (its temporary folders are gone),
@@ -120,20 +125,21 @@ def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], pa
     """
     code = 0
     try:
-        _serve(conn, threads, plugins, parent)
+        _serve(conn, threads, plugins, parent, scratch)
     except WorkerStopped:  # SIGTERM (the driver stops it, or died) before it got to serve
         pass
     except BaseException:  # a bug in genbench itself: say it (the driver fails the cell it was running)
         traceback.print_exc()
         code = 1
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
 
 
-def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int) -> None:
+def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int, scratch: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the driver's to handle
     signal.signal(signal.SIGTERM, _on_sigterm)
     _die_with_parent()
@@ -150,7 +156,9 @@ def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent:
             if spec is None:
                 return
             try:
-                result: CellResult = run_packed(spec, lambda cid, kind, detail: conn.send(("event", cid, kind, detail)))
+                result: CellResult = run_packed(
+                    spec, lambda cid, kind, detail: conn.send(("event", cid, kind, detail)), scratch
+                )
             except Exception as exc:  # genbench's own failure around the cell (run_cell records the cell's)
                 result = failed_cell(spec, f"worker error: {type(exc).__name__}: {exc}")
             conn.send(("done", result))
@@ -164,6 +172,7 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     gpu: int | None
+    scratch: Path  # the worker's temporary folders live here
     ready: bool = False
     spec: CellSpec | None = None  # the cell it is running
     messages: list[Any] = field(default_factory=list)
@@ -247,16 +256,21 @@ class ProcessExecutor(Executor):
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = visible_gpu(gpu)
         ours, theirs = self._context.Pipe(duplex=True)
+        scratch = Path(tempfile.mkdtemp(prefix="genbench-worker-"))
         process = self._context.Process(
             target=worker_main,
-            args=(theirs, threads, self._plugins, os.getpid()),
+            args=(theirs, threads, self._plugins, os.getpid(), scratch),
             name=f"genbench-worker-{len(self._workers)}",
             daemon=True,
         )
-        with _environment(env):
-            process.start()
+        try:
+            with _environment(env):
+                process.start()
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         theirs.close()  # the child holds its end: EOF here means the child is gone
-        return _Worker(process, ours, gpu)
+        return _Worker(process, ours, gpu, scratch)
 
     def _stop(self, kill: bool) -> None:
         workers, self._workers = self._workers, []
@@ -272,6 +286,7 @@ class ProcessExecutor(Executor):
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+            shutil.rmtree(w.scratch, ignore_errors=True)
 
     # -- cells -----------------------------------------------------------------------------------
     def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellResult]:
@@ -308,6 +323,7 @@ class ProcessExecutor(Executor):
         """A worker ended: fail the cell it was running, and start another in its place if cells remain."""
         w.process.join(STOP_SECONDS)
         w.conn.close()
+        shutil.rmtree(w.scratch, ignore_errors=True)  # what a killed worker could not remove
         i = self._workers.index(w)
         if not w.ready:
             raise GenbenchError(f"a worker process exited while starting ({death(w.process)}); see its messages above")

@@ -24,7 +24,8 @@ and the table; a task keeps the grid a plain map with ``ray.wait`` streaming res
   the driver forwards them to the progress bars.
 * **Failures.** ``max_retries=0``: a task whose worker dies (killed, out of memory) fails
   its cell with Ray's reason (``WorkerCrashedError: ...``) and the grid goes on;
-  ``--resume`` runs it again.
+  ``--resume`` runs it again. (A task killed outright leaves its ``genbench-cell-*``
+  temporary folder on its node.)
 * **Plugins.** Workers import genbench and plugins as installed packages; plugins added to
   the driver's registry in-process are sent along with the tasks.
 """

@@ -31,9 +31,10 @@ from genbench.run.cell import CellCallback, run_cell, start_attempt
 from genbench.run.executors.base import CellResult, PackedCell
 
 
-def run_packed(spec: CellSpec, on_event: CellCallback | None = None) -> PackedCell:
-    """Run ``spec`` in a private temporary folder; return its record and the bytes of its files."""
-    with tempfile.TemporaryDirectory(prefix="genbench-cell-") as tmp:
+def run_packed(spec: CellSpec, on_event: CellCallback | None = None, scratch: Path | None = None) -> PackedCell:
+    """Run ``spec`` in a private temporary folder (inside ``scratch`` if given, else the system's temporary
+    folder); return its record and the bytes of its files. The folder is removed when the cell ends."""
+    with tempfile.TemporaryDirectory(prefix="genbench-cell-", dir=scratch) as tmp:
         local = dataclasses.replace(spec, out_dir=Path(tmp) / "cells" / spec.cell_id)
         record = run_cell(local, on_event)
         files = {}
