@@ -117,11 +117,16 @@ class Settings:
     speed_tolerances: list[Tolerance]
     seeds: int  # per run
     work: Path
+    rejudge: bool = False
 
 
 def run_suite(s: Settings, name: str, seeds: Sequence[int], variant: str) -> Path:
-    VARIANT["name"] = variant
     out = s.work / name
+    if s.rejudge:  # the runs of an earlier measurement, checked again (e.g. after a change to the checks)
+        if not (out / "results.csv").is_file():
+            raise SystemExit(f"bench_gate: --rejudge: {out} is not a finished run")
+        return out
+    VARIANT["name"] = variant
     request = s.suite.override(models=MODELS, seeds=tuple(seeds), out=out).request()
     t0 = time.perf_counter()
     result = run_grid(request)
@@ -238,6 +243,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (benchmarks/ci-gate.sh uses 1)")
     p.add_argument("--json", type=Path, default=None, help="also write every check's regressions here")
     p.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
+    p.add_argument("--rejudge", type=Path, default=None, help="check the runs kept (--keep) by an earlier call again")
     args = p.parse_args(argv)
     if args.pairs < 1 or args.power < 0 or args.power > args.pairs or args.cost < 0 or args.busy < 0:
         p.error("--pairs >= 1, 0 <= --power <= --pairs, --cost >= 0, --busy >= 0")
@@ -256,10 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed_tols = [parse_items([f"speed={t}"])["speed"] for t in args.speed_tolerances.split(",")]
     if "speed" in settings.tolerance and settings.tolerance["speed"] not in speed_tols:
         speed_tols.append(settings.tolerance["speed"])  # the suite's own: what CI gates with
-    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_gate-"))
+    work = args.rejudge or args.keep or Path(tempfile.mkdtemp(prefix="bench_gate-"))
     work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob("*.baseline.json") if args.rejudge else ():
+        stale.unlink()  # made by the earlier checks: made again by these
     n = len(suite.seeds)
-    s = Settings(suite, settings.alpha or 0.01, dict(settings.tolerance), speed_tols, n, work)
+    s = Settings(suite, settings.alpha or 0.01, dict(settings.tolerance), speed_tols, n, work, args.rejudge is not None)
     helpers = busy(args.busy)
     load = [os.getloadavg()]
     t0 = time.perf_counter()
@@ -293,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         injected = {m: statistics.median(v) - 1 for m, v in slowdowns.items()}
         minutes = (time.perf_counter() - t0) / 60
         load.append(os.getloadavg())
-        costs = cost(s, args.cost)
+        costs = cost(s, 0 if args.rejudge else args.cost)
     finally:
         for proc in helpers:
             proc.terminate()

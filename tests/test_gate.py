@@ -306,3 +306,15 @@ def test_speed_of_other_thread_counts_or_clocks_is_refused_and_quality_still_com
     c = write_run(tmp_path / "c", cpu, environment={"torch_threads": "1"})
     code, _, err = cli(capsys, "check", c, "--against", a)
     assert code == 2 and "train_speed: clocks differ (wall time vs cpu time)" in err
+
+
+def test_calibrated_speed_without_a_calibration_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    records = seeds("gan", GAN, GOOD)
+    for r in records:
+        del r.timings["calibrate"]  # a run made before genbench timed the calibration workload
+    old = write_run(tmp_path / "old", records)
+    new = write_run(tmp_path / "new", seeds("gan", GAN, GOOD))
+    _, out, _ = cli(capsys, "compare", old, new, "--format", "markdown", "--speed", "calibrated")
+    assert f"train_speed: no calibration timed in {old}; compare raw figures (--speed raw)" in out
+    _, out, _ = cli(capsys, "compare", old, new, "--format", "markdown")  # raw figures need none
+    assert rows(out)[(label("gan", GAN), "train_speed")][5] == "no significant change"

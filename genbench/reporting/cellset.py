@@ -63,14 +63,10 @@ class SeedResult:
         """``("collapse", "d_wins")``: the part of each flag before its colon."""
         return tuple(dict.fromkeys(f.split(":", 1)[0].strip() for f in self.flags))
 
-    def speed_value(self, phase: str, calibrated: bool) -> float | None:
-        """Throughput of ``phase``: raw, or as a ratio to the calibration workload's (None when missing)."""
+    def speed_value(self, phase: str, scale: float = 1.0) -> float | None:
+        """Throughput of ``phase`` divided by ``scale`` (a side's calibration, or 1), or None when missing."""
         raw = self.speed.get(phase)
-        if raw is None or not raw > 0:
-            return None
-        if not calibrated:
-            return raw
-        return raw / self.calibration if self.calibration else None
+        return raw / scale if raw is not None and raw > 0 else None
 
 
 @dataclass
@@ -104,6 +100,18 @@ class CellSet:
     cells: dict[str, Cell] = field(default_factory=dict)
     tolerances: dict[str, str] = field(default_factory=dict)  # a baseline's stored tolerances, as text
     created: str = ""
+
+    def calibration(self) -> float | None:
+        """The machine's speed during this side's run: the median throughput of the calibration workload
+        over every ok seed of every cell (:mod:`genbench.run.calibrate`), or None when none was timed.
+
+        Each cell times the workload for a fraction of a second, so one timing is noisy (on our busy
+        2-core machine +-15% from cell to cell, even in CPU time); their median over a run is stable to
+        a few percent, and that is what a speed figure is divided by when runs from different
+        machines are compared.
+        """
+        timed = sorted(s.calibration for c in self.cells.values() for s in c.ok() if s.calibration)
+        return timed[len(timed) // 2] if timed else None
 
     def metrics(self) -> list[str]:
         """The ranked metric keys any cell has, in the order the run reported them."""

@@ -26,9 +26,10 @@ every speed figure of every matched cell, over the seeds each side ran (ok seeds
   at the level a single real change needs after the adjustment (alpha over the family's size).
 
 Speed figures are compared ``raw`` (images per second: two runs on one machine, e.g. base and
-head in the same CI job) or ``calibrated`` (each divided by the calibration workload timed in
-the same cell, :mod:`genbench.run.calibrate`: runs on different machines, e.g. against a
-committed baseline).
+head in the same CI job) or ``calibrated`` (each divided by the median throughput of the
+calibration workload timed in every cell of its side, :mod:`genbench.run.calibrate` and
+:meth:`~genbench.reporting.cellset.CellSet.calibration`: runs on different machines, e.g.
+against a committed baseline).
 
 What was measured differently is refused by name rather than compared: a different dataset
 (name or content), split, sample count, library version, KID/IS/precision-recall setting, or a
@@ -324,6 +325,8 @@ def compare(
     figures: list[Figure] = []
     only_one_side: list[str] = []
     untimed: dict[str, list[str]] = {}  # speed figure -> how long its phase lasted, per cell
+    # calibrated: each side's throughputs over the median of its calibration timings (None: not timed)
+    scale_a, scale_b = (a.calibration(), b.calibration()) if speed == "calibrated" else (1.0, 1.0)
     for key in keys:
         ca, cb = a.cells[key], b.cells[key]
         diffs = differences(a, ca, b, cb, speed)
@@ -336,7 +339,7 @@ def compare(
             if lasted and lasted[len(lasted) // 2] < MIN_TIMED:
                 untimed.setdefault(name, []).append(f"{lasted[len(lasted) // 2] * 1e3:.0f} ms")
                 continue
-            rows.append((name, "speed", "higher", _speed(ca, phase, speed), _speed(cb, phase, speed)))
+            rows.append((name, "speed", "higher", _speed(ca, phase, scale_a or 1.0), _speed(cb, phase, scale_b or 1.0)))
         for name, kind, direction, va, vb in rows:
             if not va or not vb:
                 if va or vb:
@@ -344,6 +347,9 @@ def compare(
                 continue
             tol = resolve(name, *tolerances)
             reason = next((f"{name}: {what}" for applies, what in diffs if applies(name)), "")
+            if kind == "speed" and not reason and (scale_a is None or scale_b is None):
+                side = a if scale_a is None else b
+                reason = f"{name}: no calibration timed in {side.source}; compare raw figures (--speed raw)"
             verdict: Verdict = "refused" if reason else "same"
             figures.append(
                 Figure(key, ca.label, name, kind, direction, tuple(va), tuple(vb), tol, verdict, reason=reason)
@@ -374,8 +380,8 @@ def _metric(cell: Cell, name: str) -> list[float]:
     return [s.metrics[name] for s in cell.ok() if name in s.metrics]
 
 
-def _speed(cell: Cell, phase: str, mode: SpeedMode) -> list[float]:
-    values = (s.speed_value(phase, mode == "calibrated") for s in cell.ok())
+def _speed(cell: Cell, phase: str, scale: float) -> list[float]:
+    values = (s.speed_value(phase, scale) for s in cell.ok())
     return [v for v in values if v is not None]
 
 

@@ -1,13 +1,15 @@
 """Speed calibration: a fixed plain PyTorch workload, timed in the cell's process on the cell's device.
 
 Absolute images per second mean nothing across machines: a CI runner is not the laptop a
-baseline was made on, and a busy shared CPU is not the same CPU an hour later. Every cell
-therefore times this one fixed workload right before it trains, on the same device and with
-the same torch threads, and records it as the ``calibrate`` timing (``calibrate_s``,
-``calibrate_items_per_s`` in ``results.csv``). A speed figure divided by it is a ratio that
-travels between machines far better than the raw figure: on the shared 2-core CPU of our
-measurements the coefficient of variation of a GAN's training throughput over 12 runs was
-23%, of its ratio to an adjacent calibration 9% (``benchmarks/README.md``).
+baseline was made on. Every cell therefore times this one fixed workload right before it
+trains, on the same device and with the same torch threads (in the cell's own process, so
+also when an executor runs cells elsewhere), and records it as the ``calibrate`` timing
+(``calibrate_s``, ``calibrate_items_per_s`` in ``results.csv``). ``genbench check`` against a
+baseline divides a side's speed figures by the median of its cells' calibrations
+(:meth:`genbench.reporting.cellset.CellSet.calibration`): a ratio that travels between
+machines far better than images per second. One timing is short and noisy (+-15% from cell
+to cell on our busy 2-core machine, even in CPU time); the median over a run's cells is
+stable to a few percent (``benchmarks/README.md``).
 
 The workload is the same kind of loop as ``benchmarks/bench_overhead.py``'s plain loop: a
 784-256-256-10 MLP with ReLU, cross-entropy and Adam, batches of 64 random inputs, forward,
