@@ -11,10 +11,11 @@ run and ``[check]`` settings) many times and checks runs against each other exac
   workload (``--baseline``: the reference side goes through ``genbench baseline`` and back) and
   as raw images per second (``--against``).
 * **power**: the reference side of the first ``--power`` A/A pairs against a run of an injected
-  regression, with fresh seeds: ``worse`` (each model gets a tenth of its training budget: nine
-  ``train_step`` calls in ten return at once) and ``slower`` (each ``train_step`` does a quarter
-  more work: every fourth call also trains a shadow copy of the model, which leaves the real
-  one's training as it was). A check that reports the injected regression caught it.
+  regression made right after it (as base and head in one CI job), with fresh seeds: ``worse``
+  (each model gets a tenth of its training budget: nine ``train_step`` calls in ten return at
+  once) and ``slower`` (each ``train_step`` does a quarter more work: every fourth call also
+  trains a copy of the model, made with it outside the clock, which leaves the real one's
+  training as it was). A check that reports the injected regression caught it.
 * **cost**: ``benchmarks/ci-gate.sh`` (the suite plus the check, as CI runs them) in a fresh
   process with an empty genbench cache, timed end to end.
 
@@ -25,11 +26,13 @@ They are the CI suite's models, so the A/A figures are those of the CI gate.
 Speed is judged at several tolerances (``--speed-tolerances``), since the figure that matters is
 the trade-off: a tolerance below the injected 25% catches it, one close to it invites alarms.
 
-``--busy N`` keeps N other processes doing plain PyTorch work for the whole measurement (the
-2-core machine "busy with other work"); the load average is printed before and after. Nothing
-here asserts: it prints the figures (and ``--json`` writes every check's regressions).
+``--busy N`` keeps N more processes doing plain PyTorch work for the whole measurement, so that
+the 2-core machine is "busy with other work" whatever else runs; the load average is printed
+before and after. ``--rejudge DIR`` checks the runs an earlier call kept (``--keep DIR``) again,
+in seconds. Nothing here asserts: it prints the figures (``--json`` writes every check's
+regressions).
 
-    python benchmarks/bench_gate.py                                    # 20 A/A pairs, 10 + 10 power, cost
+    python benchmarks/bench_gate.py                                    # 20 A/A pairs, 10 + 10 power, cost (~15 min)
     python benchmarks/bench_gate.py --pairs 4 --power 2 --cost 0       # a quick look
 """
 
@@ -239,7 +242,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--power", type=int, default=10, help="checks of each injected regression")
     p.add_argument("--speed-tolerances", default="10%,15%,20%", help="speed tolerances to judge at")
     p.add_argument("--cost", type=int, default=1, help="timed runs of benchmarks/ci-gate.sh (0: skip)")
-    p.add_argument("--busy", type=int, default=1, help="background processes doing PyTorch work meanwhile")
+    p.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="extra processes doing PyTorch work meanwhile (default: none; the load average says how busy)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (benchmarks/ci-gate.sh uses 1)")
     p.add_argument("--json", type=Path, default=None, help="also write every check's regressions here")
     p.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")

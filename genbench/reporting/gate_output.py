@@ -97,7 +97,7 @@ def figure_rows(c: Comparison) -> list[dict[str, Any]]:
 
 def _speed_line(c: Comparison) -> str:
     if c.speed == "calibrated":
-        return "speed as ratios to the calibration workload timed in each cell"
+        return "speed as ratios to each run's calibration (median of the workload timed in every cell)"
     return "speed in images per second (" + ", ".join(f"{n}: {SPEED_UNITS[p]}" for n, p in SPEED_FIGURES.items()) + ")"
 
 

@@ -1,9 +1,9 @@
 """Speed calibration: a fixed plain PyTorch workload, timed in the cell's process on the cell's device.
 
 Absolute images per second mean nothing across machines: a CI runner is not the laptop a
-baseline was made on. Every cell therefore times this one fixed workload right before it
-trains, on the same device and with the same torch threads (in the cell's own process, so
-also when an executor runs cells elsewhere), and records it as the ``calibrate`` timing
+baseline was made on. Every cell therefore times this one fixed workload as it starts (before
+its time limit runs), on the same device and with the same torch threads (in the cell's own
+process, so also when an executor runs cells elsewhere), and records it as the ``calibrate`` timing
 (``calibrate_s``, ``calibrate_items_per_s`` in ``results.csv``). ``genbench check`` against a
 baseline divides a side's speed figures by the median of its cells' calibrations
 (:meth:`genbench.reporting.cellset.CellSet.calibration`): a ratio that travels between

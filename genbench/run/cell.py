@@ -174,6 +174,7 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
     record.attempt = start_attempt(spec.out_dir)
+    time_calibration(record, protocol.device)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
     record.step_history = progress.steps  # likewise: the finer loss log of the curves
@@ -213,6 +214,19 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     return record
 
 
+def time_calibration(record: CellRecord, device: str) -> None:
+    """The speed yardstick (:mod:`genbench.run.calibrate`), timed before the cell's time limit starts.
+
+    A cell limit of a second must not be spent on it; and a yardstick that cannot be timed (the
+    device refused) fails nothing: the record then has none, and calibrated speed comparisons of
+    the run refuse to judge.
+    """
+    try:
+        record.timings["calibrate"] = calibrate(resolve_device(device))
+    except Exception as exc:
+        record.metric_notes["calibration"] = f"not timed: {one_line(exc)}"
+
+
 def _run_phases(
     spec: CellSpec, record: CellRecord, progress: TrainResult, guard: CellGuard, notify: CellCallback
 ) -> None:
@@ -232,7 +246,6 @@ def _run_phases(
     seed_everything(spec.seed)
     model = cls(hyper, data.info).to(device)
     record.params = model.parameter_counts()
-    record.timings["calibrate"] = calibrate(device)  # the speed yardstick, timed right before the training it scales
 
     epochs = hyper.epochs
     # figures and the quality curve: fed between epochs on forked random streams, off the train clock
