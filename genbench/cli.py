@@ -332,7 +332,9 @@ _TOLERANCE = Annotated[
 ]
 _ALPHA = Annotated[
     float | None,
-    typer.Option(help="level of the test (Welch t, Benjamini-Hochberg adjusted over the figures)  [default: 0.01]"),
+    typer.Option(
+        help="level of the t-tests over the seeds, Benjamini-Hochberg adjusted over the figures  [default: 0.01]"
+    ),
 ]
 _CHECK_CONFIG = Annotated[
     Path | None, typer.Option("--config", help="a suite file whose [check] table gives tolerances and alpha")
@@ -347,7 +349,7 @@ def compare(
     tolerance: _TOLERANCE = None,
     alpha: _ALPHA = None,
     speed: Annotated[
-        Speed, typer.Option(help="raw (images/s: same machine) or calibrated (ratios to the calibration workload)")
+        Speed, typer.Option(help="raw (images/s: same machine) or calibrated (ratios to each run's calibration)")
     ] = Speed.raw,
     config: _CHECK_CONFIG = None,
 ) -> None:
