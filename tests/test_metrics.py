@@ -14,6 +14,7 @@ import torch_fidelity
 from genbench.datasets.base import DataInfo, LoadedData
 from genbench.errors import GenbenchError
 from genbench.hyper import build
+from genbench.metrics import backbones
 from genbench.metrics.backbones import DomainFeatureExtractor, resolve_backbone
 from genbench.metrics.base import EvalContext
 from genbench.metrics.domain import ClassCoverage, ConditionalAccuracy
@@ -184,6 +185,30 @@ def test_conditional_accuracy_and_its_applicability(digits: LoadedData, cache_di
     reason = ConditionalAccuracy().not_applicable(get_registry().model("gan"), digits.info)
     assert reason is not None and "conditional" in reason
     assert Capability.CONDITIONAL not in get_registry().model("gan").capabilities
+
+
+def test_a_cached_domain_classifier_without_this_recipe_is_trained_again(
+    digits: LoadedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry an older genbench cached (no recipe) is replaced; a given file has no recipe, only its hash."""
+    trained: list[int] = []
+
+    def train(dataset: LoadedData, seed: int = 0) -> tuple[backbones.DomainClassifier, float]:
+        trained.append(seed)
+        return backbones.DomainClassifier(1, 10), 0.5
+
+    monkeypatch.setattr(backbones, "train_domain_classifier", train)
+    path = backbones.domain_weights_path(tmp_path, "digits", digits.fingerprint)
+    old = backbones.DomainClassifier(1, 10)
+    backbones.atomic_torch_save({"config": old.config, "state_dict": old.state_dict(), "accuracy": 0.9}, path)
+    proto = protocol(tmp_path)
+    fresh = backbones.DomainBackbone().resolve(proto, digits)
+    assert trained == [0] and fresh.facts["domain_accuracy"] == 0.5
+    assert fresh.recipe == backbones.domain_recipe(digits) and fresh.recipe["data"] == digits.fingerprint
+    assert torch.load(path, weights_only=True)["recipe"] == fresh.recipe
+    assert backbones.DomainBackbone().resolve(proto, digits).tag == fresh.tag and trained == [0]  # reused now
+    given = backbones.DomainBackbone().resolve(protocol(tmp_path, backbone_weights=(("domain", path),)), digits)
+    assert given.recipe is None and given.tag == fresh.tag
 
 
 def test_applicability_of_metrics() -> None:

@@ -7,6 +7,15 @@ downloaded from the internet and was trained on ImageNet photos, not digits. The
 dataset's train split (fixed seed), caches on disk, and registers with
 torch-fidelity through ``register_feature_extractor``; its test accuracy is
 recorded next to every number computed with it.
+
+A classifier genbench trained is identified twice: by the hash of its weights (``tag``) and by
+its **recipe** (:func:`domain_recipe`: the classifier code's version, the training data's
+content fingerprint, seed, epochs, batch, optimiser, network shape), which determines it by
+construction. Trained from one recipe on two CPUs, the weights differ in the last bits (float
+sums are ordered differently by each instruction set's kernels) while the classifier is the
+same; :mod:`genbench.reporting.compare` therefore compares metrics of equal recipes and notes
+the weights' difference, and refuses different recipes. A weights file a user supplies has no
+recipe: its hash alone identifies it.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class BackboneConfig:
     resize: str  # what the extractor does to the images, for the protocol manifest
     tag: str  # short content hash of the weights, part of every cache key
     facts: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None  # what determined the weights, for a classifier genbench trained
 
     def check_layer(self, layer: str | None) -> str:
         """``layer`` if this backbone provides it (None: the standard layer); else a one-line error."""
@@ -150,20 +160,42 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, f)  # through a Python file, so that a full disk surfaces as its OSError
 
 
+def domain_recipe(dataset: LoadedData, seed: int = 0) -> dict[str, Any]:
+    """Everything that determines the domain classifier :func:`train_domain_classifier` makes of ``dataset``.
+
+    The training reads its settings from here, so the recipe cannot drift from what was done.
+    Two classifiers of one recipe differ only by the last bits of float arithmetic (the CPU's
+    instruction set, the number of threads): the same classifier for comparing metrics.
+    """
+    info = dataset.info
+    n = len(dataset.split("train"))
+    return {
+        "version": DOMAIN_VERSION,  # the classifier's code and training loop
+        "dataset": info.name,
+        "data": dataset.fingerprint,  # the content of the train and test splits
+        "seed": seed,
+        # About 20k example-visits (at least 2 epochs) with a one-cycle schedule: seconds on a CPU.
+        "epochs": min(20, max(2, math.ceil(20_000 / n))),
+        "batch": 128,
+        "optimizer": "adam, one-cycle schedule",
+        "lr": 2e-3,  # the schedule's peak
+        "net": {"channels": info.shape[0], "num_classes": info.num_classes, "feature_dim": DOMAIN_FEATURE_DIM},
+    }
+
+
 def train_domain_classifier(dataset: LoadedData, seed: int = 0) -> tuple[DomainClassifier, float]:
     """Train the classifier on the train split (CPU-friendly budget); return it and its test accuracy."""
     info = dataset.info
     train, test = dataset.split("train"), dataset.split("test")
     if info.num_classes is None or train.y is None or test.y is None:
         raise GenbenchError(f"backbone 'domain' needs a labelled dataset; {info.name!r} has no classes")
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    net = DomainClassifier(info.shape[0], info.num_classes)
-    # About 20k example-visits (at least 2 epochs) with a one-cycle schedule: seconds on a CPU.
-    epochs = min(20, max(2, math.ceil(20_000 / len(train))))
-    batch = 128
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * math.ceil(len(train) / batch))
+    recipe = domain_recipe(dataset, seed)
+    torch.manual_seed(recipe["seed"])
+    g = torch.Generator().manual_seed(recipe["seed"])
+    net = DomainClassifier(**recipe["net"])
+    epochs, batch, lr = recipe["epochs"], recipe["batch"], recipe["lr"]
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * math.ceil(len(train) / batch))
     net.train()
     what = f"training the domain classifier on {info.name} (epochs)"
     for epoch in range(epochs):
@@ -213,18 +245,19 @@ def read_domain_checkpoint(path: Path, dataset: LoadedData) -> dict[str, Any]:
         reason = " ".join(str(exc).split())[:160]
         raise GenbenchError(
             f"{what}: not a domain classifier for {info.name!r} as genbench writes it "
-            f"({type(exc).__name__}: {reason}); genbench baseline copies the one a run used"
+            f"({type(exc).__name__}: {reason}); genbench keeps the ones it trains in its cache, under backbones/"
         ) from None
     return dict(ckpt)
 
 
 class DomainBackbone:
-    """Trains (once, cached by dataset content) and serves the domain classifier.
+    """Trains (once, cached by dataset content and recipe) and serves the domain classifier.
 
-    Trained on another machine, the classifier has other weights (floating-point sums differ
-    between CPUs), so its numbers are not comparable bit for bit: ``--backbone-weights
-    domain=FILE`` pins one, a checkpoint as genbench writes it (``genbench baseline`` copies the
-    one a run used next to the baseline), read without pickle.
+    Trained on another machine, the classifier has other weights in the last bits (floating-point
+    sums differ between CPUs) but the same recipe, which the record keeps beside the weights'
+    hash: checks compare such metrics (:mod:`genbench.reporting.compare`). ``--backbone-weights
+    domain=FILE`` uses a given checkpoint as genbench writes it instead, read without pickle;
+    its hash alone identifies it.
     """
 
     name = "domain"
@@ -232,15 +265,18 @@ class DomainBackbone:
     def resolve(self, protocol: Protocol, dataset: LoadedData) -> BackboneConfig:
         register_with_fidelity()
         given = protocol.weights_for(self.name)
+        recipe = None
         if given is not None:
             path = Path(given)
             ckpt = read_domain_checkpoint(path, dataset)
         else:
+            recipe = domain_recipe(dataset)
             path = domain_weights_path(Path(protocol.cache_dir), dataset.info.name, dataset.fingerprint)
-            if not path.exists():
+            ckpt = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+            if ckpt.get("recipe") != recipe:  # not cached, or cached from another recipe (or by a genbench without)
                 net, accuracy = train_domain_classifier(dataset)
-                atomic_torch_save({"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy}, path)
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                ckpt = {"config": net.config, "state_dict": net.state_dict(), "accuracy": accuracy, "recipe": recipe}
+                atomic_torch_save(ckpt, path)
         h, w = dataset.info.shape[1:]
         return BackboneConfig(
             name=self.name,
@@ -253,6 +289,7 @@ class DomainBackbone:
             resize=f"none (native {h}x{w})",
             tag=file_hash(path)[:16],
             facts={"domain_accuracy": float(ckpt["accuracy"])},
+            recipe=recipe,
         )
 
 

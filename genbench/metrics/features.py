@@ -167,6 +167,7 @@ def evaluation_manifest(protocol: Protocol, dataset: LoadedData, backbones: tupl
             "logits_layer": b.logits_layer,
             "resize": b.resize,
             **({"accuracy": b.facts["domain_accuracy"]} if "domain_accuracy" in b.facts else {}),
+            **({"recipe": b.recipe} if b.recipe is not None else {}),  # compare: same recipe, weights may drift
         }
     return {
         "backbones": described,
