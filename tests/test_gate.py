@@ -180,6 +180,65 @@ def test_other_dataset_content_and_device_are_refused(capsys: pytest.CaptureFixt
     assert "train_speed: device differs (cpu vs cuda:0)" in out
 
 
+RECIPE = {"version": 2, "dataset": "digits", "data": "410aa8a7290ce535" + "0" * 48, "seed": 0, "epochs": 14}
+
+
+def test_a_domain_classifier_retrained_from_the_same_recipe_is_compared_with_a_note(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Other weights from one recipe are float drift of the training (another CPU): compared, and said."""
+    values = {**GOOD, "kid_domain": [1.0, 1.1, 0.9]}
+    a = write_run(tmp_path / "a", seeds("gan", GAN, values, ev=evaluation(domain={"recipe": RECIPE})))
+    retrained = evaluation(domain={"weights": "c3d4e5f60718293a", "recipe": dict(RECIPE)})
+    b = write_run(tmp_path / "b", seeds("gan", GAN, values, first_seed=3, ev=retrained))
+    note = (
+        "fid_domain, precision_domain, kid_domain: backbone domain retrained from the same recipe (another CPU or "
+        "thread count rounds differently); weights differ (9a808de91941… vs c3d4e5f60718…), compared within the "
+        "tolerances"
+    )
+    code, out, _ = cli(capsys, "compare", a, b, "--format", "markdown")
+    assert code == 0 and f"- note: {note}" in out
+    assert all(r[5] == "no significant change" for r in rows(out).values())
+    baseline = tmp_path / "baseline.json"
+    assert cli(capsys, "baseline", a, "-o", baseline)[0] == 0
+    assert json.loads(baseline.read_text())["evaluation"]["backbones"]["domain"]["recipe"] == RECIPE
+    report = tmp_path / "check.json"
+    code, out, _ = cli(capsys, "check", b, "--baseline", baseline, "--json", report)
+    assert code == 0 and "✅ passed" in out and f"- note: {note}" in out
+    assert note in json.loads(report.read_text())["notes"]
+    # the same weights need no note
+    same = write_run(tmp_path / "same", seeds("gan", GAN, values, ev=evaluation(domain={"recipe": RECIPE})))
+    assert "retrained" not in cli(capsys, "compare", a, same, "--format", "markdown")[1]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "phrase"),
+    [
+        (  # another recipe: another classifier
+            {"recipe": {**RECIPE, "epochs": 10}},
+            "fid_domain: backbone domain weights differ (9a808de91941… vs c3d4e5f60718…): trained from another "
+            "recipe (epochs 14 vs 10)",
+        ),
+        (  # a weights file the user gave (no recipe): its hash alone decides
+            {},
+            "fid_domain: backbone domain weights differ (9a808de91941… vs c3d4e5f60718…) (and 1 more)",
+        ),
+    ],
+)
+def test_a_domain_classifier_of_another_recipe_or_a_given_file_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, theirs: dict[str, object], phrase: str
+) -> None:
+    a = write_run(tmp_path / "a", seeds("gan", GAN, GOOD, ev=evaluation(domain={"recipe": RECIPE})))
+    other = evaluation(domain={"weights": "c3d4e5f60718293a", **theirs})
+    b = write_run(tmp_path / "b", seeds("gan", GAN, GOOD, ev=other))
+    _, out, _ = cli(capsys, "compare", a, b, "--format", "markdown")
+    assert rows(out)[(label("gan", GAN), "fid_domain")][5] == "**refused**" and "retrained" not in out
+    baseline = tmp_path / "baseline.json"
+    assert cli(capsys, "baseline", a, "-o", baseline)[0] == 0
+    code, _, err = cli(capsys, "check", b, "--baseline", baseline)
+    assert code == 2 and phrase in err and err.count("\n") == 1
+
+
 def test_baseline_then_check_passes_on_noise_and_fails_on_a_regression_with_every_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

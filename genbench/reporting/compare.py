@@ -37,6 +37,14 @@ backbone whose weights, layer, extractor or resizing differ (that backbone's met
 metrics that name no backbone, such as classes covered, since they read a backbone too), and
 for speed a different device, clock, number of torch threads, machine (raw) or calibration
 workload (calibrated).
+
+A backbone genbench trained itself (the domain classifier) is identified by its recipe
+(:func:`genbench.metrics.backbones.domain_recipe`), recorded beside its weights' hash. Trained
+from the same recipe on another CPU it has other weights in the last bits (each instruction
+set orders float sums its own way) yet is the same classifier: its metrics are compared, with a
+note naming both hashes, and the tolerances absorb the drift (measured in docs/ci.md). A
+different recipe is refused, naming what differs; a weights file given by the user has no
+recipe, so its hash alone decides, as for every other backbone.
 """
 
 from __future__ import annotations
@@ -193,12 +201,15 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
         ba, bb = ea.get("backbones") or {}, eb.get("backbones") or {}
         names = sorted(set(ba) | set(bb))
         for name in sorted(set(ba) & set(bb)):
+            da, db = ba[name] or {}, bb[name] or {}
             for key in _BACKBONE_FIELDS:
-                x, y = (ba[name] or {}).get(key), (bb[name] or {}).get(key)
+                x, y = da.get(key), db.get(key)
+                if key == "weights" and _same_recipe(da, db):
+                    continue  # trained again from the same recipe: float drift, noted by retrained()
                 if _differs(x, y):
                     verb = "differ" if key == "weights" else "differs"
                     what = f"backbone {name} {key.replace('_', ' ')} {verb} ({describe(x)} vs {describe(y)})"
-                    out.append((_backbone(name, names), what))
+                    out.append((_backbone(name, names), what + _other_recipe(da, db)))
                     break
     for key in sorted(set(a.protocol) & set(b.protocol) - PROTOCOL_WITHOUT_EFFECT - {"dataset", "epochs"}):
         if _differs(a.protocol[key], b.protocol[key]):  # after the evaluation's own words
@@ -229,6 +240,41 @@ def differences(a: CellSet, ca: Cell, b: CellSet, cb: Cell, speed: SpeedMode) ->
 
 def _clock(cell: Cell) -> str | None:
     return next((s.clock for s in cell.ok()), None)
+
+
+def _recipe(backbone: Mapping[str, object]) -> dict[str, object] | None:
+    recipe = backbone.get("recipe")
+    return recipe if isinstance(recipe, dict) and recipe else None
+
+
+def _same_recipe(x: Mapping[str, object], y: Mapping[str, object]) -> bool:
+    """Whether both sides trained this backbone themselves, from one recipe (weights may differ by float drift)."""
+    rx, ry = _recipe(x), _recipe(y)
+    return rx is not None and rx == ry
+
+
+def _other_recipe(x: Mapping[str, object], y: Mapping[str, object]) -> str:
+    """``: trained from another recipe (epochs 20 vs 10)``, when both sides recorded recipes that differ."""
+    rx, ry = _recipe(x), _recipe(y)
+    if rx is None or ry is None or rx == ry:
+        return ""
+    keys = [k for k in dict.fromkeys([*rx, *ry]) if _differs(rx.get(k), ry.get(k))]
+    return (
+        ": trained from another recipe ("
+        + ", ".join(f"{k} {describe(rx.get(k))} vs {describe(ry.get(k))}" for k in keys)
+        + ")"
+    )
+
+
+def retrained(ca: Cell, cb: Cell) -> list[tuple[str, str, str]]:
+    """Backbones both cells trained from the same recipe, with other weights: (name, weights A, weights B)."""
+    ba, bb = ca.evaluation.get("backbones") or {}, cb.evaluation.get("backbones") or {}
+    out = []
+    for name in sorted(set(ba) & set(bb)):
+        da, db = ba[name] or {}, bb[name] or {}
+        if _same_recipe(da, db) and _differs(da.get("weights"), db.get("weights")):
+            out.append((name, str(da.get("weights")), str(db.get("weights"))))
+    return out
 
 
 # -- judging one figure ------------------------------------------------------------------------
@@ -325,6 +371,7 @@ def compare(
     figures: list[Figure] = []
     only_one_side: list[str] = []
     untimed: dict[str, list[str]] = {}  # speed figure -> how long its phase lasted, per cell
+    drift: dict[tuple[str, str, str], list[str]] = {}  # (backbone, weights A, weights B) -> metrics compared
     # calibrated: each side's throughputs over the median of its calibration timings (None: not timed)
     scale_a, scale_b = (a.calibration(), b.calibration()) if speed == "calibrated" else (1.0, 1.0)
     for key in keys:
@@ -354,6 +401,11 @@ def compare(
             figures.append(
                 Figure(key, ca.label, name, kind, direction, tuple(va), tuple(vb), tol, verdict, reason=reason)
             )
+        names = sorted({*(ca.evaluation.get("backbones") or {}), *(cb.evaluation.get("backbones") or {})})
+        for backbone, wa, wb in retrained(ca, cb):
+            read = _backbone(backbone, names)
+            compared = drift.setdefault((backbone, wa, wb), [])
+            compared += [f.name for f in figures if f.cell == key and f.verdict != "refused" and read(f.name)]
     judged_metrics = _judge([f for f in figures if f.kind == "metric"], alpha, one_sided)
     judged_speed = _judge([f for f in figures if f.kind == "speed"], alpha, one_sided)
     by_id = {(f.cell, f.name): f for f in [*judged_metrics, *judged_speed]}
@@ -368,6 +420,7 @@ def compare(
         one_sided=only_one_side,
         directional=one_sided,
         notes=_notes(a, b, speed)
+        + [_drift_note(*k, v) for k, v in drift.items() if v]
         + [
             f"{name} not judged: the phase lasted {', '.join(times)} (median per cell, reference side), too short "
             f"to time (< {MIN_TIMED:g} s)"
@@ -389,6 +442,15 @@ def _names(side: CellSet, limit: int = 3) -> str:
     labels = [c.label for c in side.cells.values()]
     more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
     return ", ".join(labels[:limit]) + more
+
+
+def _drift_note(backbone: str, wa: str, wb: str, metrics: list[str]) -> str:
+    """``fid_domain, kid_domain: backbone domain retrained from the same recipe ...; weights differ (a vs b)``."""
+    return (
+        f"{', '.join(dict.fromkeys(metrics))}: backbone {backbone} retrained from the same recipe (another CPU "
+        f"or thread count rounds differently); weights differ ({describe(wa)} vs {describe(wb)}), compared within "
+        "the tolerances"
+    )
 
 
 def _notes(a: CellSet, b: CellSet, speed: SpeedMode) -> list[str]:
