@@ -11,10 +11,11 @@ recorded next to every number computed with it.
 A classifier genbench trained is identified twice: by the hash of its weights (``tag``) and by
 its **recipe** (:func:`domain_recipe`: the classifier code's version, the training data's
 content fingerprint, seed, epochs, batch, optimiser, network shape), which determines it by
-construction. Trained from one recipe on two CPUs, the weights differ in the last bits (float
-sums are ordered differently by each instruction set's kernels) while the classifier is the
-same; :mod:`genbench.reporting.compare` therefore compares metrics of equal recipes and notes
-the weights' difference, and refuses different recipes. A weights file a user supplies has no
+construction. Trained from one recipe on two CPUs, the weights differ (each instruction set's
+kernels round float sums their own way, and training amplifies it: measured 1-3% apart in the
+weight tensors, the same test accuracy) while the classifier is the same by construction;
+:mod:`genbench.reporting.compare` therefore compares metrics of equal recipes and notes the
+weights' difference, and refuses different recipes. A weights file a user supplies has no
 recipe: its hash alone identifies it.
 """
 
@@ -164,8 +165,9 @@ def domain_recipe(dataset: LoadedData, seed: int = 0) -> dict[str, Any]:
     """Everything that determines the domain classifier :func:`train_domain_classifier` makes of ``dataset``.
 
     The training reads its settings from here, so the recipe cannot drift from what was done.
-    Two classifiers of one recipe differ only by the last bits of float arithmetic (the CPU's
-    instruction set, the number of threads): the same classifier for comparing metrics.
+    Two classifiers of one recipe differ only where float arithmetic rounded differently (the CPU's
+    instruction set, the number of threads), amplified by training: the same classifier for
+    comparing metrics, whose values moved by a few percent at most (docs/ci.md).
     """
     info = dataset.info
     n = len(dataset.split("train"))
@@ -253,8 +255,8 @@ def read_domain_checkpoint(path: Path, dataset: LoadedData) -> dict[str, Any]:
 class DomainBackbone:
     """Trains (once, cached by dataset content and recipe) and serves the domain classifier.
 
-    Trained on another machine, the classifier has other weights in the last bits (floating-point
-    sums differ between CPUs) but the same recipe, which the record keeps beside the weights'
+    Trained on another machine, the classifier has other weights (floating-point sums round
+    differently between CPUs) but the same recipe, which the record keeps beside the weights'
     hash: checks compare such metrics (:mod:`genbench.reporting.compare`). ``--backbone-weights
     domain=FILE`` uses a given checkpoint as genbench writes it instead, read without pickle;
     its hash alone identifies it.

@@ -40,9 +40,10 @@ workload (calibrated).
 
 A backbone genbench trained itself (the domain classifier) is identified by its recipe
 (:func:`genbench.metrics.backbones.domain_recipe`), recorded beside its weights' hash. Trained
-from the same recipe on another CPU it has other weights in the last bits (each instruction
-set orders float sums its own way) yet is the same classifier: its metrics are compared, with a
-note naming both hashes, and the tolerances absorb the drift (measured in docs/ci.md). A
+from the same recipe on another CPU it has other weights (each instruction set rounds float sums
+its own way, and training amplifies it) yet is the same classifier by construction: its metrics
+are compared, with a note naming both hashes, and the tolerances absorb the drift (measured in
+docs/ci.md: FID and KID moved by 3% at most, noisier figures by up to one seed's worth). A
 different recipe is refused, naming what differs; a weights file given by the user has no
 recipe, so its hash alone decides, as for every other backbone.
 """
