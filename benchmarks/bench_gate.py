@@ -261,7 +261,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the busy helpers are stopped on a kill
-    os.chdir(ROOT)  # the suite's paths (the pinned domain classifier) are relative to the repository root
     torch.set_num_threads(args.threads)
     registry = get_registry()
     registry.add_plugin("bench-gate", GatePlugin, "benchmarks/bench_gate.py")

@@ -119,8 +119,8 @@ class Protocol:
     backbone_weights: tuple[tuple[str, Path], ...] = option(
         "NAME=PATH: a backbone's weights file, for offline machines; repeatable. For inception and vgg16 a plain "
         "state dict of tensors (torch.save(model.state_dict()), or .safetensors with the safetensors package); "
-        "for domain a classifier genbench trained (genbench baseline copies the one a run used), to pin it "
-        "across machines; never unpickled, so it cannot run code",
+        "for domain a classifier genbench trained (its cache keeps them under backbones/; checks across machines "
+        "need none: its recipe identifies it); never unpickled, so it cannot run code",
         "weights",
         (),
     )

@@ -278,6 +278,22 @@ def test_baseline_then_check_passes_on_noise_and_fails_on_a_regression_with_ever
     assert (label("vae", VAE), "precision_domain") in names and (label("vae", VAE), "status") in names
 
 
+def test_baseline_writes_no_weights_and_names_backbones_read_from_a_given_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, base: Path
+) -> None:
+    manifest = json.loads((base / "run.json").read_text())
+    manifest["protocol"]["backbone_weights"] = {"domain": "w/domain.pt"}
+    (base / "run.json").write_text(json.dumps(manifest))
+    out_dir = tmp_path / "benchmarks"
+    code, out, _ = cli(capsys, "baseline", base, "-o", out_dir / "baseline.json")
+    assert code == 0 and [p.name for p in out_dir.iterdir()] == ["baseline.json"]
+    assert out.splitlines()[1] == (
+        "backbone domain was read from w/domain.pt: a check compares only runs made with the same weights "
+        "(--backbone-weights domain=w/domain.pt, or backbone_weights in the suite)"
+    )
+    assert "backbone_weights" not in json.loads((out_dir / "baseline.json").read_text())["protocol"]
+
+
 def test_failed_seeds_and_new_flags_are_regressions(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     base = write_run(tmp_path / "base", seeds("gan", GAN, GOOD) + seeds("vae", VAE, GOOD))
     broken = seeds("gan", GAN, GOOD)

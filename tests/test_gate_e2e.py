@@ -7,7 +7,7 @@ check runs on real timings, speed gets a tolerance no timing noise reaches (``sp
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -20,8 +20,10 @@ import pytest
 import torch
 
 from genbench.cli import main
+from genbench.metrics.backbones import domain_recipe
 from genbench.reporting.cellset import cell_label
 from genbench.results import read_record
+from genbench.run.data import load_data
 from tests.conftest import TinyModel
 
 pytest_plugins = ("pytester",)
@@ -57,15 +59,18 @@ def test_run_baseline_check_then_a_broken_model_fails_naming_cell_and_metric(
     capsys.readouterr()
 
     assert main(["baseline", str(base), "-o", str(baseline)]) == 0
-    out = capsys.readouterr().out
-    pinned = baseline.with_name("baseline.domain.pt")
-    assert f"wrote {pinned}: the domain classifier these numbers were measured with" in out
-    tag = record.evaluation["backbones"]["domain"]["weights"]
-    assert hashlib.sha256(pinned.read_bytes()).hexdigest()[:16] == tag
+    assert capsys.readouterr().out == f"wrote {baseline}: 1 cells, 3 seeds\n"
+    assert [p.name for p in baseline.parent.iterdir()] == ["baseline.json"]  # no weights to commit beside it
+    recipe = record.evaluation["backbones"]["domain"]["recipe"]
+    assert recipe == domain_recipe(load_data("digits", Path("unused")))
+    assert json.loads(baseline.read_text())["evaluation"]["backbones"]["domain"]["recipe"] == recipe
 
-    # the same commit, the domain classifier pinned to the baseline's copy: nothing changed
+    # the same commit on a machine without this cache (a CI runner): the classifier is trained again from the
+    # recipe (here on the same CPU; on another one its weights differ and the check says so in a note)
+    fresh = tmp_path / "fresh-cache"
     head = tmp_path / "head"
-    assert main(run(head, cache_dir, "0,1,2", "--backbone-weights", f"domain={pinned}")) == 0
+    assert main(run(head, fresh)) == 0
+    assert list((fresh / "backbones").glob("domain-*.pt"))
     capsys.readouterr()
     assert main(["check", str(head), "--baseline", str(baseline), *NO_SPEED]) == 0
     assert "## genbench check: ✅ passed" in capsys.readouterr().out
@@ -75,7 +80,7 @@ def test_run_baseline_check_then_a_broken_model_fails_naming_cell_and_metric(
     # a commit that breaks the sampler
     monkeypatch.setattr(TinyModel, "sample", blank)
     broken = tmp_path / "broken"
-    assert main(run(broken, cache_dir, "0,1,2", "--backbone-weights", f"domain={pinned}")) == 0
+    assert main(run(broken, fresh)) == 0
     capsys.readouterr()
     summary = tmp_path / "summary.md"
     code = main(["check", str(broken), "--baseline", str(baseline), "--markdown", str(summary), *NO_SPEED])
@@ -139,11 +144,10 @@ def test_the_entry_point_alone_gives_a_test_suite_the_fixture(tmp_path: Path) ->
     assert "1 passed" in proc.stdout
 
 
-def suite_text(cache: Path, baseline_pin: str = "") -> str:
-    pin = f'backbone_weights = {{domain = "{baseline_pin}"}}\n' if baseline_pin else ""
+def suite_text(cache: Path) -> str:
     return (
         'models = ["tiny"]\ndataset = "digits"\nepochs = 1\nseeds = [0, 1, 2]\nmetrics = ["fid", "coverage"]\n'
-        f'eval_samples = 100\ndevice = "cpu"\ncache_dir = "{cache}"\n{pin}'
+        f'eval_samples = 100\ndevice = "cpu"\ncache_dir = "{cache}"\n'
         '[check.tolerance]\nspeed = "1000%"  # real timings: never asserted in tests\n'
     )
 
@@ -159,7 +163,6 @@ def test_genbench_check_fixture_passes_then_fails_naming_the_regressed_cell_and_
         main(["baseline", str(root / "base"), "-o", str(root / "baseline.json"), "--config", str(root / "ci.toml")])
         == 0
     )
-    (root / "ci.toml").write_text(suite_text(cache_dir, "baseline.domain.pt"))
     pytester.makepyfile(
         test_model="""
         def test_no_regression(genbench_check):

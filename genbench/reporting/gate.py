@@ -14,7 +14,6 @@ with, then the defaults (:data:`genbench.reporting.tolerance.DEFAULTS`, alpha
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +71,6 @@ class BaselineWritten:
     path: Path
     cells: int
     seeds: int
-    pinned: Path | None = None  # the domain classifier copied next to the baseline, when the run trained it
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,9 +83,9 @@ def write_run_baseline(
 ) -> BaselineWritten:
     """``genbench baseline RUN -o FILE``: the run's cells, protocol, environment and tolerances as JSON.
 
-    When the run's domain classifier was trained on this machine, a copy is written beside the
-    baseline (``<name>.domain.pt``): checks elsewhere must pin it (``backbone_weights``), since a
-    classifier trained on another CPU has other weights and its metrics are refused.
+    No weights are written: the domain classifier is identified by its recipe (recorded with the
+    evaluation), so a check elsewhere trains its own from the same recipe and compares. A note
+    says which backbones the run read from a given weights file: those compare by the file's hash.
     """
     given = parse_items(tolerance)
     suite = _suite_check(config)
@@ -100,45 +98,13 @@ def write_run_baseline(
     document = make_baseline(side, tolerances, level)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = BaselineWritten(out, len(side.cells), sum(len(c.seeds) for c in side.cells.values()))
-    result.pinned, note = _pin_domain(side, out)
-    if note:
-        result.notes.append(note)
+    for name, path in sorted((side.protocol.get("backbone_weights") or {}).items()):
+        result.notes.append(
+            f"backbone {name} was read from {path}: a check compares only runs made with the same weights "
+            f"(--backbone-weights {name}={path}, or backbone_weights in the suite)"
+        )
     write_baseline(document, out)
     return result
-
-
-def _pin_domain(side: CellSet, out: Path) -> tuple[Path | None, str]:
-    """Copy the domain classifier the run trained next to the baseline (checked by hash); say how to pin it."""
-    weights = {
-        c.evaluation.get("backbones", {}).get("domain", {}).get("weights")
-        for c in side.cells.values()
-        if isinstance(c.evaluation.get("backbones", {}).get("domain"), dict)
-    } - {None}
-    if not weights:
-        return None, ""
-    if (side.protocol.get("backbone_weights") or {}).get("domain"):
-        return None, ""  # already pinned: the file the run used is the one to keep using
-    if len(weights) > 1 or not side.dataset_fingerprint or not side.protocol.get("cache_dir"):
-        return None, "the run's domain classifier could not be identified; checks on other machines will be refused"
-    from genbench.metrics.backbones import domain_weights_path, file_hash
-
-    tag = weights.pop()
-    source = domain_weights_path(Path(side.protocol["cache_dir"]), side.dataset, side.dataset_fingerprint)
-    if not source.is_file() or file_hash(source)[:16] != tag:
-        return None, (
-            f"the domain classifier this run used ({tag}) is no longer in {source.parent}; checks on other "
-            "machines will be refused (re-run with --backbone-weights domain=FILE to pin one)"
-        )
-    target = out.with_name(f"{out.stem}.domain.pt")
-    if not target.is_file() or file_hash(target)[:16] != tag:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    return target, (
-        f"wrote {target}: the domain classifier these numbers were measured with (trained on this machine); "
-        f'commit it and pin it in the suite (backbone_weights = {{domain = "{target}"}}) or with '
-        f"--backbone-weights domain={target}: a classifier trained elsewhere has other weights and is refused"
-    )
 
 
 def check_run(
