@@ -9,12 +9,14 @@ from genbench.errors import GenbenchError
 from genbench.hookspecs import hookimpl
 from genbench.hyper import Hyper, hp, positive
 from genbench.metrics.base import EvalContext, Metric
+from genbench.models.adversarial import AdversarialHyper
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import CellRecord, CellSpec, Protocol
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialHyper",
     "Capability",
     "CellRecord",
     "CellSpec",

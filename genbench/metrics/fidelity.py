@@ -1,16 +1,18 @@
 """torch-fidelity's metrics as genbench plugins: FID, KID, Inception Score, precision/recall.
 
-Every value is computed by torch-fidelity's own functions (``fid_statistics_to_metric``,
-``kid_features_to_metric``, ``isc_features_to_metric``, ``prc_features_to_metric``) on
-features its extractors produce (:mod:`genbench.metrics.features`), once per backbone
-of the protocol: keys end in the backbone name (``fid_domain``, ``kid_inception``).
+Every value is computed by torch-fidelity's own functions (``kid_features_to_metric``,
+``isc_features_to_metric``, ``prc_features_to_metric``) on features its extractors produce
+(:mod:`genbench.metrics.features`), once per backbone of the protocol: keys end in the
+backbone name (``fid_domain``, ``kid_inception``). FID is torch-fidelity's formula
+(``fid_statistics_to_metric``, the same numpy operations) with genbench's guards
+(:func:`genbench.metrics.frechet.frechet_distance`: float64, an imaginary matrix square
+root is an error instead of being dropped).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 from torch_fidelity.metric_prc import (
@@ -25,6 +27,7 @@ from genbench.errors import GenbenchError
 from genbench.metrics.backbones import resolve_backbone
 from genbench.metrics.base import EvalContext, Metric
 from genbench.metrics.features import backbone_features, layers_for
+from genbench.metrics.frechet import frechet_distance
 from genbench.metrics.refcache import load_user_stats, statistics
 from genbench.protocol import Protocol
 
@@ -54,7 +57,7 @@ class FID(FidelityMetric):
     """Fréchet distance between generated and reference features (lower is better)."""
 
     name = "fid"
-    description = "Frechet distance per backbone (torch-fidelity): fid_<backbone>"
+    description = "Frechet distance per backbone (torch-fidelity's formula, float64, guarded): fid_<backbone>"
     higher_is_better = False
 
     def prepare(self, protocol: Protocol, dataset: LoadedData) -> dict[str, object]:
@@ -75,8 +78,7 @@ class FID(FidelityMetric):
             ref_mu, ref_sigma = ref.mu, ref.sigma
             if ctx.protocol.reference_stats is not None:
                 ref_mu, ref_sigma = load_user_stats(ctx.protocol.reference_stats, generated.shape[1])
-            result = fid_statistics_to_metric({"mu": mu, "sigma": sigma}, {"mu": ref_mu, "sigma": ref_sigma}, False)
-            out[f"fid_{name}"] = float(result[KEY_METRIC_FID])
+            out[f"fid_{name}"] = frechet_distance(mu, sigma, ref_mu, ref_sigma, f"fid_{name}")
         return out
 
 

@@ -36,7 +36,7 @@ class AutoEncoder(GenerativeModel):
     name = "ae"
     description = "MLP autoencoder 784-256-128-z, MSE; samples decode a Gaussian fitted to the codes"
     Hyper = AEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE})
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.LATENT})
 
     code_mean: torch.Tensor
     code_second: torch.Tensor
@@ -63,12 +63,18 @@ class AutoEncoder(GenerativeModel):
             self.code_second.lerp_(zd.T @ zd / zd.shape[0], 0.01)
         return {"loss": loss.detach()}
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard normal codes; :meth:`decode` maps them onto the fitted Gaussian."""
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         cov = self.code_second - torch.outer(self.code_mean, self.code_mean)
         cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
         scale = torch.linalg.cholesky(cov)
-        z = self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
-        return decoded(self.decoder(z), self.data)
+        return decoded(self.decoder(self.code_mean + z @ scale.T), self.data)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.sample_latent(n, labels), labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(flat(x))
@@ -95,7 +101,9 @@ class VAE(GenerativeModel):
     name = "vae"
     description = "MLP VAE (reparameterisation), BCE + KL; samples decode z ~ N(0, I)"
     Hyper = VAEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO})
+    capabilities = frozenset(
+        {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.LATENT}
+    )
 
     def __init__(self, hp: VAEHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -125,8 +133,14 @@ class VAE(GenerativeModel):
         self.opt.step()
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
+    def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return decoded(self.decoder(z), self.data)
+
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return decoded(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)), self.data)
+        return self.decode(self.sample_latent(n, labels), labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

@@ -33,6 +33,7 @@ class Capability(enum.StrEnum):
     ENCODE = "encode"  # maps x to a latent code (AE, VAE)
     ELBO = "elbo"  # per-example evidence lower bound (VAE)
     CONDITIONAL = "conditional"  # samples a requested class
+    LATENT = "latent"  # sample() is decode(sample_latent()): exportable, latent walks (see sample_latent)
 
 
 class GenerativeModel(nn.Module, abc.ABC):
@@ -55,6 +56,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     Hyper: ClassVar[type[BaseHyper]] = BaseHyper
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SAMPLE})
     data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image", "points"})
+    # Whether the ``d_wins`` flag (genbench.run.health) applies to the logged ``loss_d``: True for a
+    # loss >= 0 that is near 0 only when D separates real from fake perfectly (BCE, hinge, least
+    # squares), False for one where near 0 means nothing (a Wasserstein critic). None: decided from
+    # the ``loss`` hyper-parameter if the model has one (bce, hinge: yes; others: no), else from the
+    # history (no, once an epoch's loss_d was negative).
+    d_wins_flag: ClassVar[bool | None] = None
 
     def __init__(self, hp: BaseHyper, data: DataInfo) -> None:
         super().__init__()
@@ -67,7 +74,11 @@ class GenerativeModel(nn.Module, abc.ABC):
 
         ``y`` holds integer labels when the dataset has classes, else None.
         Keys are free-form (``loss``, ``loss_d``, ``loss_g``, ``d_x``, ``d_g_z``);
-        the harness keeps their per-epoch means as the loss history.
+        the harness keeps their per-epoch means as the loss history. By convention ``d_x`` and
+        ``d_g_z`` are probabilities in [0, 1], D's mean ``sigmoid`` output on real and on generated
+        data (D(x), D(G(z)) of the GAN lab reports); log raw scores under other names
+        (``critic_x``, ``critic_g_z`` for a Wasserstein critic). ``loss_d`` is what the ``d_wins``
+        flag reads (see :attr:`d_wins_flag`).
         """
 
     @abc.abstractmethod
@@ -88,6 +99,21 @@ class GenerativeModel(nn.Module, abc.ABC):
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example evidence lower bound in nats, shape ``(n,)`` (needs :attr:`Capability.ELBO`)."""
         raise NotImplementedError(f"{self.name} has no ELBO")
+
+    def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` latent codes, shape ``(n, z_dim)``, on :attr:`device` (needs :attr:`Capability.LATENT`).
+
+        The contract that makes a model exportable (``genbench export``): ``sample(n, labels)`` is
+        ``decode(sample_latent(n, labels), labels)``, ``sample_latent`` draws only one
+        ``torch.randn(n, z_dim, device=self.device)`` (or ``torch.rand(...) * 2 - 1``) from the
+        global random stream, and ``decode`` draws nothing. A TorchScript export of ``decode`` fed
+        the same draws then reproduces the cell's samples exactly.
+        """
+        raise NotImplementedError(f"{self.name} has no latent space")
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples for latent codes ``z`` (and ``labels``), deterministic (needs :attr:`Capability.LATENT`)."""
+        raise NotImplementedError(f"{self.name} has no latent space")
 
     @property
     def device(self) -> torch.device:

@@ -71,7 +71,7 @@ class ProjectionDiscriminator(nn.Module):
 class ConditionalGAN(BinaryGAN):
     """Shared by ``cgan`` and ``cdcgan``: the label checks and class-balanced default labels."""
 
-    capabilities = frozenset({Capability.SAMPLE, Capability.CONDITIONAL})
+    capabilities = frozenset({Capability.SAMPLE, Capability.CONDITIONAL, Capability.LATENT})
     projection: ClassVar[bool] = True  # + <embed(y), phi(x)> on D's output (switch off for ablations)
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:

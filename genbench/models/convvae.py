@@ -102,7 +102,9 @@ class ConvVAE(GenerativeModel):
     name = "convvae"
     description = "conv VAE (DCGAN-shaped encoder/decoder), BCE + beta*KL; images with sides divisible by 4"
     Hyper = ConvVAEHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO})
+    capabilities = frozenset(
+        {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.LATENT}
+    )
     data_kinds = frozenset({"image"})
 
     hp: ConvVAEHyper
@@ -134,8 +136,14 @@ class ConvVAE(GenerativeModel):
         self.opt.step()
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
+    def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)))
+        return self.decode(self.sample_latent(n, labels), labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

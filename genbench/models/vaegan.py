@@ -108,7 +108,7 @@ class VAEGAN(GenerativeModel):
     name = "vaegan"
     description = "VAE-GAN (Larsen et al. 2016): conv encoder, decoder = generator, discriminator; images /4"
     Hyper = VAEGANHyper
-    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE})
+    capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.LATENT})
     data_kinds = frozenset({"image"})
 
     hp: VAEGANHyper
@@ -205,8 +205,14 @@ class VAEGAN(GenerativeModel):
             "d_g_z": torch.sigmoid(d_fake.detach()[n:]).mean(),  # on prior samples
         }
 
+    def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(torch.randn(n, self.hp.z_dim, device=self.device)))
+        return self.decode(self.sample_latent(n, labels), labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

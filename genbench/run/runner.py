@@ -34,6 +34,7 @@ from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment, run_cell
 from genbench.run.data import load_data
+from genbench.run.evaluate import evaluated_records
 from genbench.run.grid import parse_axis, plan_cells
 from genbench.run.timing import resolve_device
 
@@ -228,6 +229,11 @@ def _run_cells(
     atomic_write_json(out / RUN_JSON, result.manifest)
 
     position = {c.cell_id: i for i, c in enumerate(cells)}
+    # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.evaluate).
+    for i, old in enumerate(evaluated_records(out, set(position)) if request.resume else []):
+        position[old.cell_id] = len(cells) + i
+        reused[old.cell_id] = old
+        result.manifest.setdefault("evaluated", []).append(old.cell_id)
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
@@ -241,4 +247,5 @@ def _run_cells(
         emit(CellFinished(index, len(todo), record))
     if not todo:
         write_results(out, result.records)
+        atomic_write_json(out / RUN_JSON, result.manifest)
     return result
