@@ -231,6 +231,13 @@ def run_options() -> tuple[Option, ...]:
     return declared(RunRequest, "run") + declared(Protocol, "protocol")
 
 
+def eval_options() -> tuple[Option, ...]:
+    """The options ``genbench eval`` shares with ``genbench run``: ``--out`` and the protocol's (but
+    ``--epochs``: nothing is trained)."""
+    out = tuple(o for o in declared(RunRequest, "run") if o.name == "out_dir")
+    return out + tuple(o for o in declared(Protocol, "protocol") if o.name != "epochs")
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """One unit of work: train model ``model`` with ``hyper`` on ``seed``, evaluate, save to ``out_dir``."""
