@@ -13,8 +13,8 @@ evaluation takes that run's protocol (dataset, sample counts, metrics, backbones
 weights, layer, KID/IS/PR settings): options left out come from its ``run.json``, and an
 option given with another value than the run's is refused (the numbers would not
 compare). Options that change no number (``--device``, ``--cache-dir``, ``--data-dir``,
-``--download``, ``--eval-batch-size``, ``--epochs``) may differ. A ``genbench run
---resume`` of that folder keeps the evaluated rows.
+``--download``, ``--eval-batch-size``; ``--epochs`` and ``--eval-every``: nothing is trained)
+may differ. A ``genbench run --resume`` of that folder keeps the evaluated rows.
 
 **Identity.** The row's model is ``--name`` (by default the file or folder name); its cell
 id is ``<name>_<digest>_s<seed>``, the digest covering the source's content (sha256 of
@@ -49,7 +49,7 @@ from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
 from genbench.options import ALL, declared
 from genbench.plugins import get_registry
-from genbench.protocol import CellRecord, Protocol
+from genbench.protocol import TRAINING_ONLY, CellRecord, Protocol
 from genbench.reporting import images
 from genbench.results import (
     RUN_JSON,
@@ -87,7 +87,7 @@ from genbench.run.timing import resolve_device, timed
 from genbench.run.train import Diverged
 
 # Protocol fields that change no number: an evaluation added to a run may set them differently.
-STEERING = frozenset({"device", "data_dir", "cache_dir", "download", "eval_batch_size", "epochs"})
+STEERING = frozenset({"device", "data_dir", "cache_dir", "download", "eval_batch_size", *TRAINING_ONLY})
 EVALUATED = "evaluated"  # record.extras key (and run.json key) marking evaluated generators
 # The row's "hyper-parameter" naming what was evaluated (kind and content digest): two generators given
 # the same --name stay two rows of the table, and the seeds of one generator one row.
@@ -284,6 +284,7 @@ def _manifest(out_dir: Path, p: Protocol, data: Any, facts: dict[str, Any], used
         "plugins": [dataclasses.asdict(x) for x in registry.plugins],
         "plugin_problems": list(registry.problems),
         "metric_better": {},
+        "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
         "cells": 0,
         "cell_timeout": None,
         EVALUATED: [],
@@ -360,6 +361,7 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
             request.out_dir, protocol, data, facts, tuple(used)
         )  # fmt: skip
         manifest.setdefault("metric_better", {}).update(record.metric_better)
+        manifest.setdefault("metric_bounds", {}).update(record.metric_bounds)
         manifest[EVALUATED] = [*manifest.get(EVALUATED, []), cell_id]
         write_results(request.out_dir, [*existing, record])
         atomic_write_json(request.out_dir / RUN_JSON, manifest)
