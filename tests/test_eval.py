@@ -14,6 +14,7 @@ import math
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,8 @@ def test_a_callable_generator_and_its_seeds(
         assert code == 0, err
     table = load_table(out)
     assert len(table.rows) == 1 and table.seeds == 2  # two seeds of one generator: one row, mean ± std
+    manifest = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert manifest["metric_bounds"]["fid_domain"] == {"low": 0.0, "high": None, "integer": False}  # as a run's
     fid = records(out)
     values = [r["metrics"]["fid_domain"] for r in fid.values()]
     assert values[0] != values[1] and all(math.isfinite(v) for v in values)
@@ -231,3 +234,73 @@ def test_nan_after_the_trial_batch_is_a_failed_row(
     row = read_results(out).iloc[0]
     assert (row["status"], row["model"]) == ("failed", "generate")
     assert row["error"].startswith("samples: ")
+
+
+# -- export's latent contract: sample_latent may map its one draw (latent_from_noise) ------------------
+DIGITS = {"name": "digits", "shape": [1, 8, 8], "kind": "image", "classes": 10}
+
+
+def checkpoint(tmp_path: Path, name: str, model: torch.nn.Module, hyper: dict[str, object]) -> Path:
+    """A cell folder holding what `genbench run` saves of a trained model (checkpoint.pt only)."""
+    cell = tmp_path / f"{name}-cell"
+    cell.mkdir()
+    payload = {"model": name, "hyper": hyper, "seed": 3, "state_dict": model.state_dict(), "data": DIGITS}
+    torch.save(payload, cell / "checkpoint.pt")
+    return cell
+
+
+def test_an_autoencoder_exports_the_gaussian_fitted_to_its_codes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """ae's sample_latent maps one randn draw onto the Gaussian fitted to its codes; the export traces that map
+    (latent_from_noise) before decode, so the file fed the same draws gives the ae's very samples."""
+    import genbench
+    from genbench.models.autoencoders import AEHyper, AutoEncoder
+
+    torch.manual_seed(0)
+    model = AutoEncoder(AEHyper(z_dim=4), genbench.DataInfo("digits", (1, 8, 8), "image", 10))
+    with torch.no_grad():  # codes far from N(0, I), as after training
+        spread = torch.randn(4, 4)
+        model.code_mean.copy_(torch.randn(4) * 3)
+        model.code_second.copy_(spread @ spread.T + torch.outer(model.code_mean, model.code_mean))
+    cell = checkpoint(tmp_path, "ae", model, {"z_dim": 4})
+    code, _, err = cli(capsys, "export", str(cell), "-o", str(tmp_path / "ae.pt"))
+    assert code == 0, err
+    assert "z_dim 4 (normal)" in err
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        expected = model.sample(6)
+        noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(7))  # what genbench eval draws
+        exported = torch.jit.load(str(tmp_path / "ae.pt"))(noise)
+        torch.testing.assert_close(exported, expected, rtol=0, atol=1e-6)
+        assert not torch.allclose(exported, model.decode(noise), atol=1e-3)  # the map is part of the file
+
+
+def test_export_refuses_a_latent_draw_it_cannot_redraw(
+    use_plugin: Callable[[object, str], None], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A sample_latent that transforms its draw without saying how (latent_from_noise) cannot be reproduced."""
+    import genbench
+    from tests.conftest import FakeModels, TinyHyper, TinyModel
+
+    class Scaled(TinyModel):
+        name = "scaled"
+        capabilities = frozenset({genbench.Capability.SAMPLE, genbench.Capability.DECODE})
+
+        def sample_latent(self, n: int) -> torch.Tensor:
+            return 2 * torch.randn(n, self.hp.z_dim, device=self.device)
+
+        def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return torch.sigmoid(self.decoder(z)).reshape(len(z), *self.data.shape)
+
+        def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return self.decode(self.sample_latent(n), labels)
+
+    use_plugin(FakeModels(Scaled), "scaled-models")
+    model = Scaled(TinyHyper(), genbench.DataInfo("digits", (1, 8, 8), "image", 10))
+    out = tmp_path / "g.pt"
+    code, _, err = cli(capsys, "export", str(checkpoint(tmp_path, "scaled", model, {"z_dim": 4})), "-o", str(out))
+    assert code == 2
+    assert err.startswith("error: model 'scaled': sample_latent is latent_from_noise of neither torch.randn"), err
+    assert not out.exists()

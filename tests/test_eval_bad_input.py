@@ -216,6 +216,26 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: callable_(f"{module(t, 'gen_nan', NAN_MODULE)}:f"),
         "samples: 128 of 128 values are NaN or infinite",
     ),
+    # the options of eval itself that take a value (test_every_option_of_eval_has_a_case)
+    "z-dist unknown": (
+        lambda t: generator(traced(t, lambda z: z), "--z-dist", "gamma"),
+        "Invalid value for '--z-dist'",
+    ),
+    "z-dim zero": (lambda t: generator(t / "g.pt", "--z-dim", "0"), "Invalid value for '--z-dim'"),
+    "seed negative": (lambda t: images(folder(t), "--seed", "-1"), "Invalid value for '--seed'"),
+    "images and conditional": (lambda t: images(folder(t), "--conditional"), "are for --generator"),
+    # protocol options: run's declarations, run's checks
+    "metric unknown": (lambda t: images(folder(t), "--metrics", "fdi"), "unknown metric 'fdi'; valid:"),
+    "eval-samples one": (
+        lambda t: images(folder(t), "--eval-samples", "1"),
+        "--eval-samples 1: must be an integer >= 2",
+    ),
+    "backbone unknown": (lambda t: images(folder(t), "--backbone", "vgg"), "unknown backbone 'vgg'"),
+    "epochs: nothing is trained": (lambda t: images(folder(t), "--epochs", "2"), "No such option: --epochs"),
+    "eval-every: nothing is trained": (
+        lambda t: images(folder(t), "--eval-every", "2"),
+        "No such option: --eval-every",
+    ),
     "export of a missing cell": (lambda t: ["export", str(t / "cells" / "x"), "-o", str(t / "g.pt")], "no such folder"),
     "export without checkpoint": (lambda t: ["export", str(cell(t)), "-o", str(t / "g.pt")], "cell: no checkpoint.pt"),
     "export to another format": (
@@ -248,6 +268,19 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     assert phrase in err, err
     assert not (tmp_path / "out" / "results.csv").exists() and not (tmp_path / "out" / "cells").exists()
     assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_every_option_of_eval_has_a_case(tmp_path: Path) -> None:
+    """Each option genbench eval adds to run's (those taking a value) is tried with a bad value above."""
+    from genbench.cli import _EVAL_OWN
+
+    flags = {"--" + name.replace("_", "-") for name in _EVAL_OWN}
+    valued = flags - {"--conditional"}  # a switch: no value to get wrong (with images: a case above)
+    tried: set[str] = set()
+    for i, (setup, _) in enumerate(CASES.values()):
+        (tmp_path / str(i)).mkdir()
+        tried |= {a for a in setup(tmp_path / str(i)) if a.startswith("--")}
+    assert valued - tried == set(), f"no bad-input case for genbench eval {sorted(valued - tried)}"
 
 
 def test_export_needs_a_model_with_a_latent_space(
