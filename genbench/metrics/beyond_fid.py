@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 
+from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError
 from genbench.metrics.base import EvalContext
 from genbench.metrics.fidelity import FidelityMetric
@@ -119,6 +120,9 @@ class DensityCoverage(FidelityMetric):
     )
     higher_is_better = True
 
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (0.0, 1.0) if key.startswith("coverage_") else (0.0, None)  # a share; a mean count over k
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         out = {}
         for name in ctx.protocol.backbones:
@@ -143,6 +147,10 @@ class FDInfinity(FidelityMetric):
 
     def better(self, key: str) -> Literal["lower", "higher"] | None:
         return None if key.endswith(RESIDUAL_SUFFIX) else "lower"
+
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        # an RMS is >= 0; the line's intercept is not a distance: it falls below 0 when the bias dominates
+        return (0.0, None) if key.endswith(RESIDUAL_SUFFIX) else (None, None)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         out = {}
@@ -186,6 +194,9 @@ class Vendi(FidelityMetric):
 
     def better(self, key: str) -> Literal["lower", "higher"] | None:
         return None if key.endswith(REFERENCE_SUFFIX) else "higher"
+
+    def bounds(self, key: str, data: DataInfo) -> tuple[float | None, float | None]:
+        return (1.0, None)  # exp of an entropy: 1 when every sample is alike (at most n)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         out = {}
