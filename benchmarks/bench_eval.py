@@ -39,6 +39,16 @@ Two figures, measured in one process:
     is never part of a cell's evaluate time either way; copying it only avoids retraining
     it for every repeat.
 
+(c) ``all/fid``: the whole metric set against FID alone, on the README's quick-start grid
+    (``gan,vae,ae,dcgan`` x ``z_dim=32,64``, ``--c-epochs`` 5, trained once with FID only).
+    For every cell the model is rebuilt from its checkpoint and its samples drawn as the
+    cell drew them; then ``evaluate`` runs with ``("fid",)`` and with every registered
+    metric (what ``--metrics all`` gives: the new density/coverage, FD-infinity and Vendi
+    included), each time on a fresh ``EvalContext`` (the features extracted again, the
+    reference from the warm cache), in alternating order, ``--c-repeats`` times after a
+    warm-up. The figure is the sum over cells of the median "all" time over the sum of the
+    median "fid" time (goal: at most 1.3); each metric's own cost is printed for one cell.
+
 Also printed: each part of a warm cell's evaluation timed alone (feature extraction, each metric), the
 reference extraction a cold cache adds, and, when KID's subset size equals both sample counts, KID with one
 subset (every subset then holds all samples). The domain classifier is trained once into ``--backbone-cache``
@@ -53,6 +63,7 @@ Nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -90,6 +101,9 @@ from genbench.run.timing import resolve_device, synchronize
 GOAL_A = 1.05  # genbench/direct evaluation time, warm reference caches on both sides
 GOAL_B = 0.6  # second cell's evaluate time over the first's (the first fills the reference cache)
 AGREE = 1e-5  # largest relative difference between the two variants' numbers (measured: 8.9e-8 on mnist5k, CPU)
+GOAL_C = 1.3  # every metric over FID alone, summed over the README grid's cells
+README_MODELS = ("gan", "vae", "ae", "dcgan")  # the quick-start command of README.md
+README_GRID = ("z_dim=32,64",)
 METRICS = ("fid", "kid", "prc", "isc")
 BACKBONE = "domain"
 # genbench key -> torch-fidelity key
@@ -372,6 +386,81 @@ def bench_b(args: argparse.Namespace, seed_cache: Path, work: Path) -> list[Grid
     return runs
 
 
+@dataclass
+class CellCost:
+    cell: str
+    fid_s: float  # median evaluate seconds with ("fid",)
+    all_s: float  # median evaluate seconds with every registered metric
+    metrics: int  # values the full set returned
+
+
+def bench_c(args: argparse.Namespace, seed_cache: Path, work: Path) -> tuple[list[CellCost], dict[str, float]]:
+    """(c): every metric against FID alone on the README grid's trained cells (see the module docstring)."""
+    from genbench.run.cell import SAMPLING_SEED_OFFSET, conditional_labels, draw_samples, seed_everything
+    from genbench.run.export import load_cell
+
+    cache = work / "cache-c"
+    shutil.copytree(seed_cache / "backbones", cache / "backbones")
+    device = resolve_device(args.device)
+    protocol = Protocol(
+        args.dataset, ("fid",), backbones=(BACKBONE,), eval_samples=args.eval_samples, epochs=args.c_epochs,
+        device=args.device, data_dir=args.data_dir, cache_dir=cache, download=False,
+    )  # fmt: skip
+    out = work / "c-out"
+    result = run_grid(RunRequest(README_MODELS, protocol, out, grid=README_GRID))
+    bad = [r for r in result.records if r.status != "ok"]
+    if bad:
+        raise GenbenchError(f"cell {bad[0].cell_id} {bad[0].status}: {bad[0].error}")
+    everything = tuple(get_registry().metrics)
+    full = dataclasses.replace(protocol, metrics=everything)
+    data = load_data(args.dataset, args.data_dir, download=False)
+    reference = data.split(full.reference_split).head(full.n_reference(len(data.split(full.reference_split))))
+    costs, per_metric = [], {}
+    for record in result.records:
+        cell = load_cell(out / "cells" / record.cell_id)
+        model = cell.model.to(device)
+        seed_everything(record.seed + SAMPLING_SEED_OFFSET)
+        labels = conditional_labels(type(model), data.info, full.eval_samples)
+        samples = draw_samples(model, full.eval_samples, labels, data.info)
+
+        def once(metrics: tuple[str, ...], cell_model: Any = model, drawn: Any = samples, y: Any = labels,
+                 rec: CellRecord = record) -> tuple[float, CellRecord]:  # fmt: skip
+            gc.collect()
+            ctx = EvalContext(cell_model, data, drawn, reference, full, device, rec.seed, y)
+            out = CellRecord(rec.cell_id, rec.model, full.dataset, rec.seed, {})
+            synchronize(device)
+            start = time.perf_counter()
+            evaluate(ctx, metrics, out)
+            synchronize(device)
+            return time.perf_counter() - start, out
+
+        _, warm = once(everything)  # warm-up: reference-side caches of every metric
+        times: dict[str, list[float]] = {"fid": [], "all": []}
+        order = ["fid", "all"]
+        for _ in range(args.c_repeats):
+            for variant in order:
+                times[variant].append(once(("fid",) if variant == "fid" else everything)[0])
+            order.reverse()
+        cost = CellCost(record.cell_id, statistics.median(times["fid"]), statistics.median(times["all"]),
+                        len(warm.metrics))  # fmt: skip
+        costs.append(cost)
+        print(f"  (c) {cost.cell}: fid {cost.fid_s:.3f} s, all {cost.all_s:.3f} s ({cost.metrics} values), "
+              f"all/fid {cost.all_s / cost.fid_s:.3f}", flush=True)  # fmt: skip
+        if record.model == "dcgan" and not per_metric:  # each metric's compute on the shared features
+            registry = get_registry()
+            ctx = EvalContext(model, data, samples, reference, full, device, record.seed, labels)
+            start = time.perf_counter()
+            backbone_features(ctx, BACKBONE)
+            per_metric["features (generated + cached reference)"] = time.perf_counter() - start
+            for name in everything:
+                metric = registry.metric(name)()
+                if metric.not_applicable(type(model), data.info) is None:
+                    start = time.perf_counter()
+                    metric.compute(ctx)
+                    per_metric[f"{name} compute"] = time.perf_counter() - start
+    return costs, per_metric
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -380,6 +469,7 @@ def report(
     parts: dict[str, float],
     kid_one: dict[str, float] | None,
     b: list[GridRun],
+    c: tuple[list[CellCost], dict[str, float]],
     s: Setup,
     classifier_s: float,
     load: list[tuple[float, float, float]],
@@ -387,7 +477,7 @@ def report(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "benchmark": "bench_eval",
-        "goals": {"a_genbench_over_direct": GOAL_A, "b_second_over_first": GOAL_B},
+        "goals": {"a_genbench_over_direct": GOAL_A, "b_second_over_first": GOAL_B, "c_all_over_fid": GOAL_C},
         "device": str(s.device),
         "device_name": torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else cpu_name(),
         "cpu_count": os.cpu_count(),
@@ -475,6 +565,20 @@ def report(
             "cold": "reference/ empty (reference features, statistics, .npz write; the torch-fidelity extractor "
             "object for the new weights path); backbones/ copied in (classifier trained beforehand)",
         }
+    costs, per_metric = c
+    if costs:
+        print()
+        print(
+            f"(c) README grid ({','.join(README_MODELS)} x {README_GRID[0]}, {args.c_epochs} epochs): evaluate seconds"
+        )
+        print(f"{'cell':40s} {'fid':>7s} {'all':>7s} {'all/fid':>8s}")
+        for cost in costs:
+            print(f"{cost.cell[:40]:40s} {cost.fid_s:7.3f} {cost.all_s:7.3f} {cost.all_s / cost.fid_s:8.3f}")
+        for part, secs in per_metric.items():
+            print(f"  one dcgan cell, {part}: {secs:.4f} s")
+        ratio = sum(x.all_s for x in costs) / sum(x.fid_s for x in costs)
+        out["c"] = {"cells": [asdict(x) for x in costs], "all_over_fid": ratio, "per_metric_s": per_metric,
+                    "epochs": args.c_epochs, "repeats": args.c_repeats}  # fmt: skip
     print()
     trained = f"trained in {classifier_s:.1f} s" if classifier_s else f"found in {args.backbone_cache}"
     print(
@@ -495,6 +599,11 @@ def report(
             f"(b) second cell / first cell evaluate time (median of {len(b)}): "
             f"{r['median']:.3f} (min {r['min']:.3f}, max {r['max']:.3f}); goal <= {GOAL_B}"
         )
+    if costs:
+        print(
+            f"(c) every metric / FID alone, README grid ({len(costs)} cells, medians of {args.c_repeats}): "
+            f"{out['c']['all_over_fid']:.3f}; goal <= {GOAL_C}"
+        )
     return out
 
 
@@ -508,7 +617,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--grid-model", default="gan", help="(b) built-in model")
     p.add_argument("--grid", default="z_dim=32,64", help="(b) grid axis giving (at least) two cells")
     p.add_argument("--grid-epochs", type=int, default=1, help="(b) training epochs per cell")
-    p.add_argument("--only", choices=["a", "b"], default=None, help="measure one figure only")
+    p.add_argument("--only", choices=["a", "b", "c"], default=None, help="measure one figure only")
+    p.add_argument("--c-epochs", type=int, default=5, help="(c) epochs of the README grid (its quick start: 5)")
+    p.add_argument("--c-repeats", type=int, default=3, help="(c) paired fid/all evaluations per cell")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -519,8 +630,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the temporary cache and output folders")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.grid_repeats < 1 or args.grid_epochs < 1:
-        p.error("--repeats, --grid-repeats and --grid-epochs must be >= 1")
+    if min(args.repeats, args.grid_repeats, args.grid_epochs, args.c_epochs, args.c_repeats) < 1:
+        p.error("--repeats, --grid-repeats, --grid-epochs, --c-epochs and --c-repeats must be >= 1")
     if args.eval_samples < 2:
         p.error("--eval-samples must be >= 2")
     return args
@@ -592,8 +703,9 @@ def run(args: argparse.Namespace) -> int:
         a = bench_a(s, args.repeats) if args.only in (None, "a") else None
         parts, kid_one = bench_parts(s) if args.only in (None, "a") else ({}, None)
         b = bench_b(args, work / "cache-a", work) if args.only in (None, "b") else []
+        c = bench_c(args, work / "cache-a", work) if args.only in (None, "c") else ([], {})
         load.append(rounded_load())
-        out = report(a, parts, kid_one, b, s, classifier_s, load, args)
+        out = report(a, parts, kid_one, b, c, s, classifier_s, load, args)
     finally:
         if args.keep:
             print(f"kept {work}")

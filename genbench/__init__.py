@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from genbench.hookspecs import hookimpl
     from genbench.hyper import Hyper, hp, positive
     from genbench.metrics.base import EvalContext, Metric
+    from genbench.models.adversarial import AdversarialHyper
     from genbench.models.base import Capability, GenerativeModel
     from genbench.protocol import CellRecord, CellSpec, Protocol
     from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AdversarialHyper": "genbench.models.adversarial",
     "Animation": "genbench.reporting.figures.base",
     "Figure": "genbench.reporting.figures.base",
     "FigureContext": "genbench.reporting.figures.base",
@@ -49,6 +51,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AdversarialHyper",
     "Animation",
     "Capability",
     "CellRecord",

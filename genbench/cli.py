@@ -19,7 +19,7 @@ from rich.console import Console
 from genbench.errors import GenbenchError, choices
 from genbench.options import Kind as OptionKind
 from genbench.options import Option, parse_weights
-from genbench.protocol import run_options
+from genbench.protocol import eval_options, run_options
 from genbench.suite import Suite, load_suite
 
 app = typer.Typer(
@@ -157,18 +157,117 @@ def _parse_flag(opt: Option, raw: Any) -> Any:
     return raw
 
 
+def declare_options(
+    command: Any, options: Iterable[Option], own: dict[str, tuple[Any, Any]]
+) -> list[tuple[Option, Any]]:
+    """Give ``command`` (a function taking ``**flags``) its typer parameters: ``own`` (name -> (annotation,
+    default)) first, then one per declared option, made by :func:`cli_parameters` (so ``run`` and ``eval``
+    share every declaration). Each declared option defaults to None, "not given"."""
+    derived = cli_parameters(options)
+    kw = inspect.Parameter.KEYWORD_ONLY
+    command.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, kw, default=default, annotation=a) for name, (a, default) in own.items()]
+        + [inspect.Parameter(o.key, kw, default=None, annotation=a) for o, a in derived]
+    )
+    command.__annotations__ = {p.name: p.annotation for p in command.__signature__.parameters.values()}
+    return derived
+
+
 # `run`'s options are made from their declarations (genbench.options): each defaults to None ("not
 # given"), so that its value comes from --config, else from the declared default shown in --help.
-_RUN_OPTIONS = cli_parameters(run_options())
 _CONFIG = Annotated[
     Path | None, typer.Option(help="a suite file (TOML), e.g. benchmarks/smoke.toml; flags given here win")
 ]
-run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_CONFIG)]
-    + [inspect.Parameter(o.key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for o, a in _RUN_OPTIONS]
-)
-run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}  # type: ignore[attr-defined]
+_RUN_OPTIONS = declare_options(run, run_options(), {"config": (_CONFIG, None)})
 app.command()(run)
+
+
+def eval_(**flags: Any) -> None:
+    """Evaluate a generator genbench did not train (images, TorchScript, ONNX, module:function) by the
+    protocol of `genbench run`; with --out naming a run, the row joins that run's table."""
+    from genbench.reporting.table import load_table, to_rich
+    from genbench.run.evaluate import EvalRequest, evaluate_source
+
+    given = {opt.name: _parse_flag(opt, flags[opt.key]) for opt, _ in _EVAL_OPTIONS if opt.group == "protocol"}
+    out = flags["out"]
+    if out is None:
+        import datetime as dt
+
+        out = Path("results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    request = EvalRequest(
+        out_dir=out,
+        images=flags["images"],
+        generator=flags["generator"],
+        z_dim=flags["z_dim"],
+        z_dist=flags["z_dist"].value if flags["z_dist"] is not None else None,
+        conditional=flags["conditional"],
+        seed=flags["seed"],
+        name=flags["name"],
+        protocol_options={k: v for k, v in given.items() if v is not None},
+    )
+    console = Console(stderr=True)
+    result = evaluate_source(request, lambda message: console.print(f"[dim]{message}[/]"))
+    _stdout().print(to_rich(load_table(result.out_dir)))
+    record = result.record
+    where = "added to the run in" if result.added_to_run else "results in"
+    status = record.status if record.status == "ok" else f"{record.status}: {record.error}"
+    typer.echo(f"{record.model}: {status}; {where} {result.out_dir} (cell {record.cell_id})", err=True)
+    if record.status != "ok":
+        raise typer.Exit(1)
+
+
+class ZDistChoice(StrEnum):
+    normal = "normal"
+    uniform = "uniform"
+
+
+_EVAL_OWN: dict[str, tuple[Any, Any]] = {
+    "images": (
+        Annotated[Path | None, typer.Option(help="a folder of PNG/JPEG samples, or an .npz of them (see README)")],
+        None,
+    ),
+    "generator": (
+        Annotated[
+            str | None,
+            typer.Option(help="FILE.pt (TorchScript), FILE.onnx (onnxruntime) or module:function; runs its code"),
+        ],
+        None,
+    ),
+    "z_dim": (Annotated[int | None, typer.Option(help="size of z (default: the export's metadata)", min=1)], None),
+    "z_dist": (
+        Annotated[ZDistChoice | None, typer.Option(help="z ~ normal N(0, I) or uniform U[-1, 1] (default: normal)")],
+        None,
+    ),
+    "conditional": (
+        Annotated[
+            bool | None,
+            typer.Option("--conditional/--unconditional", help="the generator takes (z, labels): class-balanced"),
+        ],
+        None,
+    ),
+    "seed": (Annotated[int, typer.Option(help="sampling seed: a cell's seed reproduces its samples", min=0)], 0),
+    "name": (Annotated[str | None, typer.Option(help="the row's model name (default: the file or folder name)")], None),
+}
+_EVAL_OPTIONS = declare_options(eval_, eval_options(), _EVAL_OWN)
+app.command("eval")(eval_)
+
+
+@app.command("export")
+def export(
+    cell: Annotated[Path, typer.Argument(help="a trained cell: RUN/cells/<cell>")],
+    out: Annotated[Path, typer.Option("-o", "--output", help="FILE.pt (TorchScript) or FILE.onnx")],
+) -> None:
+    """Write a trained cell's generator as TorchScript (.pt) or ONNX (.onnx), for `genbench eval --generator`."""
+    from genbench.run.export import export_cell
+
+    done = export_cell(cell, out)
+    meta = done.metadata
+    typer.echo(
+        f"wrote {done.path} ({done.format}): {meta['model']} on {meta['dataset']}, z_dim {meta['z_dim']} "
+        f"({meta['z_dist']}){', conditional' if meta['conditional'] else ''}; reproduce the cell with: "
+        f"genbench eval --generator {done.path} --seed {meta['seed']} --out RUN",
+        err=True,
+    )
 
 
 def _rows(kind: Kind) -> list[dict[str, Any]]:
@@ -177,7 +276,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
 
     registry = get_registry()
     if kind is Kind.plugins:
-        return [{"name": p.name, "origin": p.origin} for p in registry.plugins]
+        return [{"name": p.name, "origin": p.origin, "description": p.description} for p in registry.plugins]
     if kind is Kind.options:
         return [
             {"name": o.flag, "key": o.key, "kind": o.kind, "group": o.group, "default": o.shown_default, "help": o.help}

@@ -51,10 +51,31 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """A loaded plugin: its name and where it came from (``built-in`` or ``package version``)."""
+    """A loaded plugin: its name, where it came from (``built-in`` or ``package version``), what it adds.
+
+    ``description`` (the ``genbench list plugins`` column) is the plugin module's
+    ``GENBENCH_DESCRIPTION`` string if it sets one, else its distribution's summary (the
+    ``description`` of its ``pyproject.toml``), else the first line of its module docstring.
+    """
 
     name: str
     origin: str
+    description: str = ""
+
+
+DESCRIPTION_ATTRIBUTE = "GENBENCH_DESCRIPTION"
+
+
+def describe_plugin(plugin: object, summary: str = "") -> str:
+    """One line saying what ``plugin`` adds (see :class:`PluginInfo`)."""
+    declared = getattr(plugin, DESCRIPTION_ATTRIBUTE, None)
+    if isinstance(declared, str) and declared.strip():
+        return " ".join(declared.split())
+    if summary.strip():
+        return " ".join(summary.split())
+    doc = getattr(plugin, "__doc__", None) if not isinstance(plugin, type) else None
+    lines = doc.strip().splitlines() if isinstance(doc, str) and doc.strip() else []
+    return lines[0].strip() if lines else ""
 
 
 @dataclass(frozen=True)
@@ -79,8 +100,11 @@ class Registry:
     problems: list[str] = field(default_factory=list)
 
     # -- loading ---------------------------------------------------------------------------
-    def add_plugin(self, name: str, load: Callable[[], object], origin: str) -> bool:
-        """Import (via ``load``), register and collect one plugin. Return False if it was rejected."""
+    def add_plugin(self, name: str, load: Callable[[], object], origin: str, summary: str = "") -> bool:
+        """Import (via ``load``), register and collect one plugin. Return False if it was rejected.
+
+        ``summary`` is its distribution's one-line summary, a fallback for its description.
+        """
         try:
             plugin = load()
         except Exception as exc:  # any import error must be reported, not fatal
@@ -100,7 +124,7 @@ class Registry:
                 f"plugin {name!r} ({origin}) implements unknown hook(s) {', '.join(misspelt)}; valid: {valid}"
             )
             return False
-        info = PluginInfo(name, origin)
+        info = PluginInfo(name, origin, describe_plugin(plugin, summary))
         self.plugins.append(info)
         self._collect(plugin, info)
         return True
@@ -240,6 +264,14 @@ def _origin(ep: metadata.EntryPoint) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else "entry point"
 
 
+def _summary(ep: metadata.EntryPoint) -> str:
+    dist = ep.dist
+    try:
+        return str(dist.metadata["Summary"] or "") if dist is not None else ""
+    except Exception:  # a distribution with broken metadata still loads; it just has no summary
+        return ""
+
+
 def load_registry(
     entry_points: Iterable[metadata.EntryPoint] | None = None,
     disabled: Iterable[str] | None = None,
@@ -263,7 +295,7 @@ def load_registry(
                 )
             continue
         seen[ep.name] = origin
-        registry.add_plugin(ep.name, ep.load, origin)
+        registry.add_plugin(ep.name, ep.load, origin, _summary(ep))
     return registry
 
 

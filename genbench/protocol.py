@@ -231,6 +231,16 @@ def run_options() -> tuple[Option, ...]:
     return declared(RunRequest, "run") + declared(Protocol, "protocol")
 
 
+TRAINING_ONLY = ("epochs", "eval_every")  # protocol fields about training: genbench eval trains nothing
+
+
+def eval_options() -> tuple[Option, ...]:
+    """The options ``genbench eval`` shares with ``genbench run``: ``--out`` and the protocol's (but
+    those about training, :data:`TRAINING_ONLY`: nothing is trained)."""
+    out = tuple(o for o in declared(RunRequest, "run") if o.name == "out_dir")
+    return out + tuple(o for o in declared(Protocol, "protocol") if o.name not in TRAINING_ONLY)
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """One unit of work: train model ``model`` with ``hyper`` on ``seed``, evaluate, save to ``out_dir``."""

@@ -12,6 +12,7 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metri
 
 from genbench.datasets.base import DataInfo
 from genbench.metrics.base import EvalContext, Metric
+from genbench.metrics.beyond_fid import DensityCoverage, FDInfinity, Vendi
 from genbench.metrics.domain import ClassCoverage, ConditionalAccuracy
 from genbench.metrics.fidelity import FID, KID, InceptionScore, PrecisionRecall
 from genbench.metrics.reconstruction import ELBO, ReconstructionError
@@ -63,6 +64,12 @@ def test_clipping_never_leaves_out_the_mean() -> None:
         (Histogram2D(), "js_hist", RING, (0.0, 1.0), False),
         (Histogram2D(), "kl_hist", RING, (0.0, None), False),
         (SampleDistance(), "mmd", RING, (None, None), False),  # unbiased too
+        (DensityCoverage(), "density_domain", DIGITS, (0.0, None), False),
+        (DensityCoverage(), "coverage_domain", DIGITS, (0.0, 1.0), False),
+        (FDInfinity(), "fd_inf_domain", DIGITS, (None, None), False),  # an extrapolation: may fall below 0
+        (FDInfinity(), "fd_inf_domain_residual", DIGITS, (0.0, None), False),
+        (Vendi(), "vendi_domain", DIGITS, (1.0, None), False),
+        (Vendi(), "vendi_domain_reference", DIGITS, (1.0, None), False),
     ],
 )
 def test_builtin_metrics_declare_their_range(

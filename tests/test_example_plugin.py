@@ -103,7 +103,7 @@ def test_installed_plugin_is_listed_and_runs(plugin_site: Path, tmp_path: Path, 
     assert (row["epochs"], float(row["hidden"])) == ("1", 256.0)
     assert (out / "cells" / row["cell"] / "samples.png").is_file()
     record = json.loads((out / "cells" / row["cell"] / "record.json").read_text(encoding="utf-8"))
-    assert set(record["history"][0]) == {"loss_d", "loss_g", "d_x", "d_g_z"}
+    assert set(record["history"][0]) == {"loss_d", "loss_g", "score_x", "score_g_z"}
     assert set(record["params"]) == {"generator", "discriminator", "total"}
 
 
@@ -140,7 +140,7 @@ def test_lsgan_contract(example: ModuleType, data: genbench.DataInfo) -> None:
     model.train()
     before = [p.detach().clone() for p in model.parameters()]
     logs = model.train_step(x, y)
-    assert set(logs) == {"loss_d", "loss_g", "d_x", "d_g_z"}
+    assert set(logs) == {"loss_d", "loss_g", "score_x", "score_g_z"}
     for key, value in logs.items():
         assert isinstance(value, torch.Tensor) and value.dim() == 0, key
         assert not value.requires_grad, key

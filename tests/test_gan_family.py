@@ -22,9 +22,10 @@ UNLABELLED = DataInfo("blank", (1, 8, 8), "image", None)
 POINTS = DataInfo("toy", (2,), "points", 8)
 GAN_KEYS = {"loss_d", "loss_g", "d_x", "d_g_z"}
 MODELS: list[type[AdversarialModel]] = [GAN, DCGAN, CGAN, CDCGAN, WGANGP]
-EXTRA_KEYS: dict[type[AdversarialModel], set[str]] = {WGANGP: {"wasserstein", "gp"}, GAN: {"r1_penalty"},
-                                                       CGAN: {"r1_penalty"}}  # fmt: skip
+EXTRA_KEYS: dict[type[AdversarialModel], set[str]] = {GAN: {"r1_penalty"}, CGAN: {"r1_penalty"}}
 KEYS = {cls: GAN_KEYS | EXTRA_KEYS.get(cls, set()) for cls in MODELS}
+# The critic logs raw values under their own names: d_x and d_g_z are probabilities (GenerativeModel.train_step)
+KEYS[WGANGP] = {"loss_d", "loss_g", "critic_x", "critic_g_z", "wasserstein", "gp"}
 
 
 def make(cls: type[AdversarialModel], data: DataInfo = DIGITS, **hyper: object) -> AdversarialModel:

@@ -10,6 +10,9 @@ from genbench.datasets.torchvision_sets import CIFAR10, MNIST, FashionMNIST
 from genbench.datasets.toy2d import Grid, Ring, RingNamed, Spiral
 from genbench.hookspecs import hookimpl
 
+# What `genbench list plugins` says of this plugin (genbench.plugins.describe_plugin).
+GENBENCH_DESCRIPTION = "mnist5k and digits (packaged), mnist, fashion-mnist, cifar10 (torchvision), 2-D toy sets"
+
 
 @hookimpl
 def register_datasets(register: Callable[[type[Any]], None]) -> None:

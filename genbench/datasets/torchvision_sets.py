@@ -21,6 +21,7 @@ class TorchvisionDataset(Dataset):
 
     tv_class: ClassVar[str]
     folder: ClassVar[str]
+    layout: ClassVar[str] = ""  # the files torchvision looks for under --data-dir (README "Datasets")
 
     def _open(self, options: LoadOptions, train: bool) -> Any:
         import torchvision.datasets as tvd
@@ -33,7 +34,7 @@ class TorchvisionDataset(Dataset):
             if not options.download:
                 raise GenbenchError(
                     f"dataset {self.name!r}: not found under {root}/{self.folder} and downloads are off; "
-                    f"pass --data-dir to a folder holding torchvision's {self.tv_class} files"
+                    f"pass --data-dir to a folder holding torchvision's {self.tv_class} files ({self.layout})"
                 ) from None
         try:
             return cls(str(root), train=train, download=True)
@@ -65,6 +66,7 @@ class MNIST(TorchvisionDataset):
     num_classes = 10
     tv_class = "MNIST"
     folder = "MNIST"
+    layout = "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, uncompressed"
 
 
 class FashionMNIST(TorchvisionDataset):
@@ -74,6 +76,7 @@ class FashionMNIST(TorchvisionDataset):
     num_classes = 10
     tv_class = "FashionMNIST"
     folder = "FashionMNIST"
+    layout = "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, uncompressed"
 
 
 class CIFAR10(TorchvisionDataset):
@@ -83,3 +86,4 @@ class CIFAR10(TorchvisionDataset):
     num_classes = 10
     tv_class = "CIFAR10"
     folder = "cifar-10-batches-py"
+    layout = "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"

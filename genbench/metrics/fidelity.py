@@ -1,9 +1,12 @@
 """torch-fidelity's metrics as genbench plugins: FID, KID, Inception Score, precision/recall.
 
-Every value is computed by torch-fidelity's own functions (``fid_statistics_to_metric``,
-``kid_features_to_metric``, ``isc_features_to_metric``, ``prc_features_to_metric``) on
-features its extractors produce (:mod:`genbench.metrics.features`), once per backbone
-of the protocol: keys end in the backbone name (``fid_domain``, ``kid_inception``).
+Every value is computed by torch-fidelity's own functions (``kid_features_to_metric``,
+``isc_features_to_metric``, ``prc_features_to_metric``) on features its extractors produce
+(:mod:`genbench.metrics.features`), once per backbone of the protocol: keys end in the
+backbone name (``fid_domain``, ``kid_inception``). FID is torch-fidelity's formula
+(``fid_statistics_to_metric``, the same numpy operations) with genbench's guards
+(:func:`genbench.metrics.frechet.frechet_distance`: float64, an imaginary matrix square
+root is an error instead of being dropped).
 
 torch-fidelity (and torchvision with it) is imported when a metric is prepared or
 computed, not with this module: ``genbench list`` needs the classes, not the library.
@@ -16,6 +19,7 @@ from typing import Literal
 from genbench.datasets.base import DataInfo, LoadedData
 from genbench.errors import GenbenchError
 from genbench.metrics.base import EvalContext, Metric
+from genbench.metrics.frechet import frechet_distance
 from genbench.protocol import Protocol
 
 RNG_SEED = 2020  # torch-fidelity's default subset/shuffle seed: numbers match a direct torch-fidelity call
@@ -52,7 +56,7 @@ class FID(FidelityMetric):
     """Fréchet distance between generated and reference features (lower is better)."""
 
     name = "fid"
-    description = "Frechet distance per backbone (torch-fidelity): fid_<backbone>"
+    description = "Frechet distance per backbone (torch-fidelity's formula, float64, guarded): fid_<backbone>"
     higher_is_better = False
     value_bounds = (0.0, None)  # a distance
 
@@ -67,8 +71,6 @@ class FID(FidelityMetric):
         return facts
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
-
         from genbench.metrics.features import backbone_features
         from genbench.metrics.refcache import load_user_stats, statistics
 
@@ -81,8 +83,7 @@ class FID(FidelityMetric):
             ref_mu, ref_sigma = ref.mu, ref.sigma
             if ctx.protocol.reference_stats is not None:
                 ref_mu, ref_sigma = load_user_stats(ctx.protocol.reference_stats, generated.shape[1])
-            result = fid_statistics_to_metric({"mu": mu, "sigma": sigma}, {"mu": ref_mu, "sigma": ref_sigma}, False)
-            out[f"fid_{name}"] = float(result[KEY_METRIC_FID])
+            out[f"fid_{name}"] = frechet_distance(mu, sigma, ref_mu, ref_sigma, f"fid_{name}")
         return out
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,13 @@ def at_least_one(obj: object, *names: str) -> None:
 
 @dataclass
 class AdversarialHyper(Hyper):
-    """What every GAN shares: optimiser, noise, width, updates per mini-batch. ``loss`` is per family."""
+    """What every GAN shares: optimiser, noise, width, updates per mini-batch. ``loss`` is per family.
+
+    Public as ``genbench.AdversarialHyper``: a plugin GAN that extends it gets the built-in GANs'
+    knobs with the same names, defaults, help and checks, so its columns line up with theirs in
+    ``results.csv`` and ``--grid lr_d=...`` means the same for every GAN. :meth:`adam` gives the
+    optimiser settings of G or D (``lr_g`` / ``lr_d``, else ``lr``; ``beta1``, ``beta2``).
+    """
 
     z_dim: int = hp(100, "noise size (z=100 in the AE/VAE/GAN lab and the DCGAN paper, Radford et al. 2016)")
     lr: float = hp(2e-4, "learning rate of G and D unless lr_g / lr_d are set (DCGAN paper)")
@@ -80,6 +86,11 @@ class AdversarialHyper(Hyper):
         at_least_one(self, "width", "d_steps", "g_steps")
         if not 0.0 <= self.beta2 < 1.0:
             raise ValueError(f"beta2 must be in [0, 1), got {self.beta2}")
+
+    def adam(self, network: Literal["g", "d"]) -> dict[str, Any]:
+        """``torch.optim.Adam`` keyword arguments for G or D: ``lr`` (``lr_g``/``lr_d`` if set) and ``betas``."""
+        lr = self.lr_g if network == "g" else self.lr_d
+        return {"lr": lr or self.lr, "betas": (self.beta1, self.beta2)}
 
 
 @dataclass
@@ -140,10 +151,8 @@ class AdversarialModel(GenerativeModel):
 
     def build_optimizers(self) -> None:
         """Call at the end of a subclass ``__init__``, once both networks exist."""
-        hp = self.hp
-        betas = (hp.beta1, hp.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g or hp.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d or hp.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), **self.hp.adam("g"))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **self.hp.adam("d"))
 
     # -- the pieces subclasses may override ------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GaussianLatent, GenerativeModel
 from genbench.models.layers import decoded, flat, mlp
 
 
@@ -69,10 +68,14 @@ class AutoEncoder(GenerativeModel):
 
     def sample_latent(self, n: int) -> torch.Tensor:
         """Codes from the Gaussian fitted to the training codes (not N(0, I): interpolations are straight)."""
+        return self.latent_from_noise(torch.randn(n, self.hp.z_dim, device=self.device))
+
+    def latent_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise mapped onto the fitted Gaussian (what ``genbench export`` traces)."""
         cov = self.code_second - torch.outer(self.code_mean, self.code_mean)
         cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
         scale = torch.linalg.cholesky(cov)
-        return self.code_mean + torch.randn(n, cov.shape[0], device=cov.device) @ scale.T
+        return self.code_mean + noise @ scale.T
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.decoder(z), self.data)
@@ -96,7 +99,7 @@ class VAEHyper(Hyper):
     hidden: int = hp(400, "hidden width of encoder and decoder (Kingma & Welling used 400)")
 
 
-class VAE(GenerativeModel):
+class VAE(GaussianLatent):
     """MLP VAE with the reparameterisation trick; Bernoulli (BCE) likelihood for images, Gaussian for points."""
 
     name = "vae"
@@ -134,17 +137,8 @@ class VAE(GenerativeModel):
         self.opt.step()
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.sample_latent(n))
-
-    def sample_latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hp.z_dim, device=self.device)
-
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.decoder(z), self.data)
-
-    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
-        return "normal"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

@@ -33,7 +33,7 @@ class Capability(enum.StrEnum):
     ENCODE = "encode"  # maps x to a latent code (AE, VAE)
     ELBO = "elbo"  # per-example evidence lower bound (VAE)
     CONDITIONAL = "conditional"  # samples a requested class
-    DECODE = "decode"  # maps latent codes to examples: sample_latent(n) and decode(z) (figures: interpolations)
+    DECODE = "decode"  # sample() is decode(sample_latent()): figures' interpolations, genbench export
     DISCRIMINATE = "discriminate"  # scores how real examples look: discriminate(x) (figures: GAN-Lab views)
 
 
@@ -57,6 +57,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     Hyper: ClassVar[type[BaseHyper]] = BaseHyper
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SAMPLE})
     data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image", "points"})
+    # Whether the ``d_wins`` flag (genbench.run.health) applies to the logged ``loss_d``: True for a
+    # loss >= 0 that is near 0 only when D separates real from fake perfectly (BCE, hinge, least
+    # squares), False for one where near 0 means nothing (a Wasserstein critic). None: decided from
+    # the ``loss`` hyper-parameter if the model has one (bce, hinge: yes; others: no), else from the
+    # history (no, once an epoch's loss_d was negative).
+    d_wins_flag: ClassVar[bool | None] = None
 
     def __init__(self, hp: BaseHyper, data: DataInfo) -> None:
         super().__init__()
@@ -69,7 +75,11 @@ class GenerativeModel(nn.Module, abc.ABC):
 
         ``y`` holds integer labels when the dataset has classes, else None.
         Keys are free-form (``loss``, ``loss_d``, ``loss_g``, ``d_x``, ``d_g_z``);
-        the harness keeps their per-epoch means as the loss history.
+        the harness keeps their per-epoch means as the loss history. By convention ``d_x`` and
+        ``d_g_z`` are probabilities in [0, 1], D's mean ``sigmoid`` output on real and on generated
+        data (D(x), D(G(z)) of the GAN lab reports); log raw scores under other names
+        (``critic_x``, ``critic_g_z`` for a Wasserstein critic). ``loss_d`` is what the ``d_wins``
+        flag reads (see :attr:`d_wins_flag`).
         """
 
     @abc.abstractmethod
@@ -91,14 +101,28 @@ class GenerativeModel(nn.Module, abc.ABC):
         """Per-example evidence lower bound in nats, shape ``(n,)`` (needs :attr:`Capability.ELBO`)."""
         raise NotImplementedError(f"{self.name} has no ELBO")
 
-    # -- optional hooks the figures use (genbench.reporting.figures); see docs/plugins.md -------------
+    # -- optional hooks the figures and `genbench export` use; see docs/plugins.md --------------------
     def sample_latent(self, n: int) -> torch.Tensor:
-        """``n`` latent codes, shape ``(n, latent_dim)``, drawn as :meth:`sample` draws them (needs
-        :attr:`Capability.DECODE`): ``sample(n, labels)`` is ``decode(sample_latent(n), labels)``."""
+        """``n`` latent codes, shape ``(n, latent_dim)``, on :attr:`device`, drawn as :meth:`sample` draws them
+        (needs :attr:`Capability.DECODE`): ``sample(n, labels)`` is ``decode(sample_latent(n), labels)``.
+
+        What makes the model exportable (``genbench export``, whose evaluation reproduces the cell): the
+        codes are :meth:`latent_from_noise` of ONE draw from the global random stream,
+        ``torch.randn(n, latent_dim, device=self.device)`` or ``torch.rand(...) * 2 - 1``, and
+        :meth:`decode` draws nothing. An export then traces ``decode(latent_from_noise(z))``, fed the
+        same draws.
+        """
         raise NotImplementedError(f"{self.name} does not decode latent codes")
 
+    def latent_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """The codes :meth:`sample_latent` makes of its noise draw, deterministic: the draw itself unless
+        the model maps it (``ae``: onto the Gaussian fitted to its training codes). Override it together
+        with :meth:`sample_latent` (``return self.latent_from_noise(torch.randn(...))``) to stay exportable."""
+        return noise
+
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Examples of shape ``(n, *data.shape)`` for latent codes ``z`` (needs :attr:`Capability.DECODE`).
+        """Examples of shape ``(n, *data.shape)`` for latent codes ``z`` (needs :attr:`Capability.DECODE`),
+        deterministic: no random draw.
 
         Accepts the codes of :meth:`sample_latent` and, for models that also ENCODE, of :meth:`encode`.
         Conditional models receive ``labels`` (shape ``(n,)``) as in :meth:`sample`.
@@ -128,3 +152,21 @@ class GenerativeModel(nn.Module, abc.ABC):
         counts = {k: v for k, v in counts.items() if v}
         counts["total"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return counts
+
+
+class GaussianLatent(GenerativeModel):
+    """A model whose samples decode ``z ~ N(0, I)`` of size ``hp.z_dim`` (vae, convvae, vaegan).
+
+    Gives :meth:`sample`, :meth:`sample_latent` and :meth:`latent_prior` by the DECODE contract
+    (``sample = decode(sample_latent)``, one ``torch.randn`` draw: exportable); the model
+    implements :meth:`decode` and declares :attr:`Capability.DECODE`.
+    """
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.sample_latent(n), labels)
+
+    def sample_latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hp.z_dim, device=self.device)  # the model's Hyper declares z_dim
+
+    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
+        return "normal"

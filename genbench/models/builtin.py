@@ -13,6 +13,9 @@ from genbench.models.gans import DCGAN, GAN
 from genbench.models.vaegan import VAEGAN
 from genbench.models.wgan import WGANGP
 
+# What `genbench list plugins` says of this plugin (genbench.plugins.describe_plugin).
+GENBENCH_DESCRIPTION = "the model zoo: ae, vae, convvae, gan, dcgan, cgan, cdcgan, wgan-gp, vaegan"
+
 
 @hookimpl
 def register_models(register: Callable[[type[Any]], None]) -> None:

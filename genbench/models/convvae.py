@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GaussianLatent
 from genbench.models.layers import flat
 
 
@@ -97,7 +96,7 @@ class ConvVAEHyper(Hyper):
             raise ValueError(f"beta must be >= 0, got {self.beta}")
 
 
-class ConvVAE(GenerativeModel):
+class ConvVAE(GaussianLatent):
     """VAE with a DCGAN-shaped conv encoder/decoder; Bernoulli likelihood summed over pixels + beta * KL."""
 
     name = "convvae"
@@ -137,17 +136,8 @@ class ConvVAE(GenerativeModel):
         self.opt.step()
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.sample_latent(n))
-
-    def sample_latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hp.z_dim, device=self.device)
-
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
-
-    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
-        return "normal"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean."""

@@ -51,7 +51,7 @@ from torch import nn
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
 from genbench.models.adversarial import at_least_one, classifier_d_loss, classifier_g_loss
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GaussianLatent
 from genbench.models.convvae import check_image_sides, conv_decoder, conv_encoder, gaussian_kl
 from genbench.models.layers import dcgan_init, flat
 
@@ -102,7 +102,7 @@ class VAEGANHyper(Hyper):
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
 
 
-class VAEGAN(GenerativeModel):
+class VAEGAN(GaussianLatent):
     """VAE-GAN: conv VAE whose decoder is also a GAN generator against a DCGAN-shaped discriminator."""
 
     name = "vaegan"
@@ -207,17 +207,8 @@ class VAEGAN(GenerativeModel):
             "d_g_z": torch.sigmoid(d_fake.detach()[n:]).mean(),  # on prior samples
         }
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.sample_latent(n))
-
-    def sample_latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hp.z_dim, device=self.device)
-
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
-
-    def latent_prior(self) -> Literal["normal", "uniform", "other"]:
-        return "normal"
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's probability that ``x`` is real (the sigmoid of its logit)."""

@@ -69,6 +69,7 @@ class WGANGP(AdversarialModel):
     data_kinds = frozenset({"image"})
 
     hp: WGANGPHyper
+    d_wins_flag = False  # the critic's loss is unbounded: near zero means nothing
 
     def __init__(self, hp: WGANGPHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -85,8 +86,9 @@ class WGANGP(AdversarialModel):
         gp = gradient_penalty(self.discriminator, real, fake)
         loss = d_fake - d_real + self.hp.gp_weight * gp
         return loss, {
-            "d_x": d_real.detach(),  # mean critic value on real data (not a probability)
-            "d_g_z": d_fake.detach(),  # mean critic value on generated data
+            # raw critic values, so not d_x / d_g_z (those are probabilities, see GenerativeModel.train_step)
+            "critic_x": d_real.detach(),  # mean critic value on real data
+            "critic_g_z": d_fake.detach(),  # mean critic value on generated data
             "wasserstein": (d_real - d_fake).detach(),  # the critic's estimate of W(data, model)
             "gp": gp.detach(),
         }

@@ -82,6 +82,10 @@ BACKBONE_LABELS = {
     "precision": "precision",
     "recall": "recall",
     "f_score": "F",
+    "density": "density",
+    "coverage": "coverage",
+    "fd_inf": "FD∞",
+    "vendi": "Vendi",
 }
 SEED_SUFFIX = re.compile(r"_s-?\d+$")  # cell ids end in _s<seed>
 TIE = "≈"

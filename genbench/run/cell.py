@@ -39,6 +39,7 @@ from genbench.folder import cell_folder
 from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
+from genbench.metrics.frechet import sample_flags
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, FileDigest
@@ -68,6 +69,7 @@ from genbench.threads import apply_threads, decide
 # (epoch, epochs, steps done in the epoch, steps per epoch), "work" with (what, done, total) from genbench.progress.
 CellCallback = Callable[[str, str, Any], None]
 SAMPLE_BATCH = 500
+SAMPLING_SEED_OFFSET = 1_000_003  # sampling is seeded with seed + this (genbench eval draws the same way)
 METRIC_DIVERGENCE: tuple[type[Exception], ...] = (Diverged, *NUMERICAL_ERRORS)  # a metric's numbers blew up
 
 
@@ -274,7 +276,7 @@ def _run_phases(
 
     guard.enter("sample")
     notify(spec.cell_id, "phase", "sample")
-    seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
+    seed_everything(spec.seed + SAMPLING_SEED_OFFSET)  # sampling noise independent of the training stream
     n = protocol.eval_samples
     labels = conditional_labels(cls, data.info, n)
     with timed(device) as t:
@@ -300,7 +302,8 @@ def _run_phases(
     guard.enter("figures")
     notify(spec.cell_id, "phase", "figures")
     watch.finish(complete=True, evaluated=ctx)  # the curve's last point reuses the evaluation's samples
-    record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
+    history_flags = training_flags(record.history, record.hyper, cls.d_wins_flag)
+    record.flags = history_flags + evaluation_flags(record.metrics) + record.flags
 
 
 def evaluate(
@@ -342,6 +345,7 @@ def evaluate(
             low, high = metric.bounds(key, ctx.data)
             if low is not None or high is not None or metric.integer(key):
                 record.metric_bounds[key] = {"low": low, "high": high, "integer": metric.integer(key)}
+    record.flags += sample_flags(ctx, record.metrics)  # Fréchet distances on fewer samples than dimensions
     used = [key.split(":", 1)[1] for key in ctx.memo if key.startswith("features:")]
     record.evaluation = evaluation_manifest(ctx.protocol, ctx.dataset, tuple(used))
     for key in ctx.memo:

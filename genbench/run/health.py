@@ -5,7 +5,10 @@ flagged in the record (``flags``), in ``results.csv`` and in the table's status
 column, so they are not mistaken for results:
 
 - ``d_wins``: the discriminator wins outright, its loss near zero over a whole
-  epoch, so the generator gets no useful gradient (Arjovsky & Bottou 2017).
+  epoch, so the generator gets no useful gradient (Arjovsky & Bottou 2017). It reads
+  the logged ``loss_d`` (epoch mean below 0.01) of models whose discriminator loss
+  is >= 0 and near 0 only when D wins: see :func:`d_wins_applies` and
+  ``GenerativeModel.d_wins_flag``.
 - ``collapse``: the samples cover far fewer classes (or 2-D modes) than the data.
 
 Divergence is not a flag: it stops the cell, marked ``diverged`` with the reason.
@@ -44,10 +47,23 @@ def loss_problem(epoch: int, means: Mapping[str, float]) -> str | None:
     return None
 
 
-def training_flags(history: Sequence[Mapping[str, float]], hyper: Mapping[str, Any]) -> list[str]:
-    """Flags read off the per-epoch loss history."""
-    if str(hyper.get("loss", "bce")) not in SATURATING_LOSSES:
-        return []  # a Wasserstein critic's loss is unbounded: "near zero" means nothing there
+def d_wins_applies(history: Sequence[Mapping[str, float]], hyper: Mapping[str, Any], declared: bool | None) -> bool:
+    """Whether ``loss_d`` near zero means D won: the model's declaration (``GenerativeModel.d_wins_flag``),
+    else its ``loss`` hyper-parameter (bce or hinge), else the history (a loss that went negative is no
+    saturating loss: a Wasserstein critic's)."""
+    if declared is not None:
+        return declared
+    if "loss" in hyper:
+        return str(hyper["loss"]) in SATURATING_LOSSES
+    return all(h.get("loss_d", 0.0) >= 0 for h in history)
+
+
+def training_flags(
+    history: Sequence[Mapping[str, float]], hyper: Mapping[str, Any], declared: bool | None = None
+) -> list[str]:
+    """Flags read off the per-epoch loss history; ``declared`` is the model's ``d_wins_flag``."""
+    if not d_wins_applies(history, hyper, declared):
+        return []  # e.g. a Wasserstein critic's loss is unbounded: "near zero" means nothing there
     epochs = [i for i, h in enumerate(history, 1) if "loss_d" in h and abs(h["loss_d"]) < D_WINS_LOSS]
     if not epochs:
         return []

@@ -44,6 +44,7 @@ from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment, run_cell
 from genbench.run.data import load_data
+from genbench.run.evaluate import evaluated_records
 from genbench.run.grid import parse_axis, plan_cells
 from genbench.run.timing import resolve_device
 from genbench.threads import apply_threads, choose_threads
@@ -301,6 +302,11 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
     atomic_write_json(out / RUN_JSON, result.manifest)
 
     position = {c.cell_id: i for i, c in enumerate(cells)}
+    # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.evaluate).
+    for i, old in enumerate(evaluated_records(out, set(position)) if request.resume else []):
+        position[old.cell_id] = len(cells) + i
+        reused[old.cell_id] = old
+        result.manifest.setdefault("evaluated", []).append(old.cell_id)
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
@@ -317,3 +323,4 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
     if not todo:
         write_results(out, result.records)
         result.saved = len(result.records)
+        atomic_write_json(out / RUN_JSON, result.manifest)

@@ -100,12 +100,13 @@ class LSGAN(genbench.GenerativeModel):
         loss_g.backward()
         self.opt_g.step()
 
-        # 0-dim tensors, not floats: genbench averages them on the device once per epoch.
+        # 0-dim tensors, not floats: genbench averages them on the device once per epoch. D's raw scores
+        # are not probabilities, so they are not logged as d_x / d_g_z (genbench's convention).
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
-            "d_x": d_real.detach().mean(),  # tends to b on real data
-            "d_g_z": d_fake.detach().mean(),  # tends to a on generated data
+            "score_x": d_real.detach().mean(),  # tends to b on real data
+            "score_g_z": d_fake.detach().mean(),  # tends to a on generated data
         }
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:

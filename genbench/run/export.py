@@ -1,0 +1,286 @@
+"""``genbench export``: a trained cell's generator as a TorchScript (or ONNX) file, and back.
+
+The cell's ``checkpoint.pt`` is read with ``torch.load(weights_only=True)`` (tensors
+and plain values only: it cannot run code), the model is rebuilt from its registered
+class, hyper-parameters and data info, and its :meth:`~genbench.GenerativeModel.decode`
+is traced, of :meth:`~genbench.GenerativeModel.latent_from_noise` (the identity unless the
+model maps its noise draw): ``forward(z)`` (``forward(z, labels)`` for a conditional model) returning
+images in ``[0, 1]``. The file carries genbench metadata (``genbench.json``: model,
+hyper-parameters, dataset, cell, seed, ``z_dim``, ``z_dist``, conditioning), which
+``genbench eval --generator FILE`` reads, so nothing has to be repeated on its command line.
+
+Exact reproduction is the point: ``genbench eval --generator FILE --seed S`` draws z as
+the cell did (see :mod:`genbench.run.sources`), so with the cell's seed and sample count
+it reproduces the cell's samples, and its metrics to 1e-6. Export therefore needs a model
+with :attr:`~genbench.Capability.DECODE` (``sample = decode(sample_latent)``), and checks,
+before writing, that ``sample_latent`` is ``latent_from_noise`` of one ``randn`` or
+``rand * 2 - 1`` draw, that ``sample`` equals ``decode(sample_latent)``, and that the traced
+file gives the model's output on a batch of another size.
+
+ONNX (``-o FILE.onnx``) uses torch's TorchScript-based ONNX exporter and needs the
+``onnx`` package (``pip install 'genbench[onnx]'``); onnxruntime's kernels differ from
+torch's in the last bits, so an ONNX round trip matches to about 1e-4, not 1e-6.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genbench.datasets.base import DataInfo
+from genbench.errors import GenbenchError, choices
+from genbench.hyper import build, to_dict
+from genbench.models.base import Capability, GenerativeModel
+from genbench.plugins import get_registry
+from genbench.results import atomic_path, read_record
+from genbench.run.sources import METADATA_KEY, Z_DISTS, ZDist, draw_latent
+
+FORMATS = {".pt": "torchscript", ".onnx": "onnx"}
+_PROBE_SEED = 12345  # the seed of the export's checks (any: they compare two draws of the same stream)
+
+
+@dataclass(frozen=True)
+class LoadedCell:
+    """A cell's trained model, rebuilt from its checkpoint, and what the checkpoint says about it."""
+
+    model: GenerativeModel
+    name: str  # the registered model
+    hyper: dict[str, Any]
+    data: DataInfo
+    seed: int
+    cell_id: str
+
+
+def load_cell(cell_dir: Path) -> LoadedCell:
+    """The model of ``RUN/cells/<cell>``, from ``checkpoint.pt`` (weights_only), in eval mode on the CPU."""
+    ckpt = cell_dir / "checkpoint.pt"
+    if not cell_dir.is_dir():
+        raise GenbenchError(f"{cell_dir}: no such folder; pass a cell of a run, e.g. results/x/cells/<cell>")
+    if not ckpt.is_file():
+        raise GenbenchError(f"{cell_dir}: no checkpoint.pt; pass a cell folder of a `genbench run` (RUN/cells/<cell>)")
+    try:
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+        raise GenbenchError(f"{ckpt}: not a genbench checkpoint ({reason})") from None
+    keys = ("model", "hyper", "data", "seed", "state_dict")
+    if not isinstance(payload, dict) or any(k not in payload for k in keys):
+        raise GenbenchError(f"{ckpt}: not a genbench checkpoint (expected the keys {', '.join(keys)})")
+    registry = get_registry()
+    name = payload["model"]
+    if name not in registry.models:
+        raise GenbenchError(f"{ckpt}: model {name!r} is not installed here; valid: {choices(registry.models)}")
+    cls = registry.model(name)
+    d = payload["data"]
+    try:
+        info = DataInfo(str(d["name"]), tuple(int(s) for s in d["shape"]), d["kind"], d.get("classes"))
+    except (KeyError, TypeError, ValueError):
+        raise GenbenchError(f"{ckpt}: its data description is damaged") from None
+    hyper = build(cls.Hyper, dict(payload["hyper"]), f"{ckpt}: model {name!r}", info.kind)
+    model = cls(hyper, info)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:100]
+        raise GenbenchError(f"{ckpt}: its weights do not fit model {name!r} ({reason})") from None
+    model.eval()
+    record = read_record(cell_dir)
+    cell_id = record.cell_id if record is not None else cell_dir.name
+    return LoadedCell(model, name, to_dict(hyper), info, int(payload["seed"]), cell_id)
+
+
+class _Decoder(nn.Module):
+    """``forward(z) = model.decode(model.latent_from_noise(z))``: what is traced for an unconditional model."""
+
+    def __init__(self, model: GenerativeModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(self.model.latent_from_noise(z), None)
+
+
+class _ConditionalDecoder(_Decoder):
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.model.decode(self.model.latent_from_noise(z), labels)
+
+
+def _labels(n: int, cell: LoadedCell, conditional: bool) -> torch.Tensor | None:
+    return torch.arange(n) % int(cell.data.num_classes or 1) if conditional else None
+
+
+@contextlib.contextmanager
+def _own_random_stream() -> Any:
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
+def latent_contract(cell: LoadedCell, n: int = 4) -> tuple[int, ZDist]:
+    """``(z_dim, z_dist)`` of the model's latent draws, checked: ``sample_latent`` is ``latent_from_noise``
+    of exactly one ``randn`` or ``rand * 2 - 1`` draw of shape ``(n, z_dim)`` from the global stream, and
+    ``sample`` is ``decode(sample_latent)``. Otherwise an export could not reproduce the cell; GenbenchError."""
+    model, conditional = cell.model, Capability.CONDITIONAL in type(cell.model).capabilities
+    labels = _labels(n, cell, conditional)
+    with _own_random_stream(), torch.no_grad():
+        torch.manual_seed(_PROBE_SEED)
+        z = model.sample_latent(n)
+        torch.manual_seed(_PROBE_SEED)
+        sampled = model.sample(n, labels)
+    if not (isinstance(z, torch.Tensor) and z.ndim == 2 and z.shape[0] == n):
+        raise GenbenchError(f"model {cell.name!r}: sample_latent({n}) must return codes of shape ({n}, z_dim)")
+    dims = int(z.shape[1])
+
+    def drawn(dist: ZDist) -> torch.Tensor:
+        with torch.no_grad():
+            return model.latent_from_noise(draw_latent(n, dims, dist, torch.Generator().manual_seed(_PROBE_SEED)))
+
+    dist = next((d for d in Z_DISTS if torch.equal(z, drawn(d))), None)
+    if dist is None:
+        raise GenbenchError(
+            f"model {cell.name!r}: sample_latent is latent_from_noise of neither torch.randn nor torch.rand * 2 - 1 "
+            "of shape (n, z_dim); an export could not reproduce its samples"
+        )
+    with torch.no_grad():
+        decoded = model.decode(z, labels)
+    if not torch.equal(decoded, sampled):
+        raise GenbenchError(
+            f"model {cell.name!r}: sample() is not decode(sample_latent()) (decode draws noise of its own?); "
+            "an export could not reproduce its samples"
+        )
+    return int(z.shape[1]), dist
+
+
+@dataclass(frozen=True)
+class Export:
+    """What ``genbench export`` wrote."""
+
+    path: Path
+    format: str  # torchscript or onnx
+    metadata: dict[str, Any]
+
+
+def export_cell(cell_dir: Path, out: Path) -> Export:
+    """Write the generator of ``cell_dir`` to ``out`` (``.pt`` TorchScript or ``.onnx``), with its metadata."""
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise GenbenchError(f"-o {out}: name the file .pt (TorchScript) or .onnx (ONNX)")
+    if out.is_dir():
+        raise GenbenchError(f"-o {out}: is a folder; name a file (.pt or .onnx)")
+    cell = load_cell(cell_dir)
+    cls = type(cell.model)
+    if Capability.DECODE not in cls.capabilities:
+        raise GenbenchError(
+            f"model {cell.name!r} cannot be exported: it does not declare Capability.DECODE "
+            "(sample = decode(sample_latent), see docs/plugins.md)"
+        )
+    if cell.data.kind != "image":
+        raise GenbenchError(f"{cell_dir}: exports are for image generators; {cell.data.name!r} holds {cell.data.kind}")
+    z_dim, z_dist = latent_contract(cell)
+    conditional = Capability.CONDITIONAL in cls.capabilities
+    from genbench import __version__
+
+    metadata = {
+        "genbench": __version__,
+        "model": cell.name,
+        "hyper": cell.hyper,
+        "dataset": cell.data.name,
+        "shape": list(cell.data.shape),
+        "num_classes": cell.data.num_classes,
+        "cell": cell.cell_id,
+        "seed": cell.seed,
+        "z_dim": z_dim,
+        "z_dist": z_dist,
+        "conditional": conditional,
+    }
+    decoder = _ConditionalDecoder(cell.model) if conditional else _Decoder(cell.model)
+    decoder.eval()
+    g = torch.Generator().manual_seed(_PROBE_SEED)
+    example = (draw_latent(2, z_dim, z_dist, g),) + ((_labels(2, cell, True),) if conditional else ())
+    check = (draw_latent(5, z_dim, z_dist, g),) + ((_labels(5, cell, True),) if conditional else ())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        _write_torchscript(decoder, example, check, out, metadata)
+    else:
+        _write_onnx(decoder, example, check, out, metadata, conditional)
+    return Export(out, fmt, metadata)
+
+
+def _expected(decoder: nn.Module, inputs: tuple[Any, ...]) -> torch.Tensor:
+    with torch.no_grad():
+        out: torch.Tensor = decoder(*inputs)
+    return out
+
+
+def _write_torchscript(
+    decoder: nn.Module, example: tuple[Any, ...], check: tuple[Any, ...], out: Path, metadata: dict[str, Any]
+) -> None:
+    with torch.no_grad(), warnings.catch_warnings(), atomic_path(out) as tmp:
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript; it still works
+        traced = torch.jit.trace(decoder, example, check_trace=False)
+        torch.jit.save(traced, str(tmp), _extra_files={f"{METADATA_KEY}.json": json.dumps(metadata)})
+        loaded = torch.jit.load(str(tmp), map_location="cpu")
+        with torch.no_grad():
+            got = loaded(*check)
+        want = _expected(decoder, check)
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=0, atol=1e-6):
+            raise GenbenchError(
+                f"-o {out}: the traced generator does not reproduce the model on a batch of {check[0].shape[0]} "
+                "(its output depends on the batch size or on Python control flow); not written"
+            )
+
+
+def _write_onnx(
+    decoder: nn.Module,
+    example: tuple[Any, ...],
+    check: tuple[Any, ...],
+    out: Path,
+    metadata: dict[str, Any],
+    conditional: bool,
+) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise GenbenchError(
+            f"-o {out}: ONNX export needs the onnx package, which is not installed: pip install 'genbench[onnx]' "
+            "(or write TorchScript: -o FILE.pt)"
+        ) from None
+    names = ["z", "labels"] if conditional else ["z"]
+    axes = {name: {0: "n"} for name in [*names, "images"]}
+    with atomic_path(out) as tmp:
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    decoder, example, str(tmp), dynamo=False, input_names=names, output_names=["images"],
+                    dynamic_axes=axes, opset_version=17,
+                )  # fmt: skip
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            raise GenbenchError(f"-o {out}: torch's ONNX exporter failed ({reason}); write TorchScript (.pt)") from None
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+        onnx.save(proto, str(tmp))
+        _check_onnx(tmp, decoder, check, out)
+
+
+def _check_onnx(path: Path, decoder: nn.Module, check: tuple[Any, ...], out: Path) -> None:
+    """With onnxruntime installed, the graph's output on the check batch must match the model's to 1e-4."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), check, strict=True)}
+    got = torch.from_numpy(session.run(None, feed)[0])
+    want = _expected(decoder, check)
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=0, atol=1e-4):
+        raise GenbenchError(f"-o {out}: the ONNX graph does not reproduce the model (onnxruntime check); not written")

@@ -1,0 +1,216 @@
+"""Samples written by another tool: a folder of PNG/JPEG files, or an ``.npz`` array (``genbench eval --images``).
+
+Everything is checked before any evaluation, and every problem is one line naming the
+file and what was expected (:class:`~genbench.errors.GenbenchError`, exit status 2).
+
+The policy, the same for every dataset:
+
+* **Which files.** ``--images DIR``: the ``.png``, ``.jpg`` and ``.jpeg`` files directly in
+  ``DIR`` (any case), in name order; the first ``--eval-samples`` are evaluated. Hidden
+  files (a name starting with ``.``) are skipped; any other file or a sub-folder is an
+  error, so a stray file is never silently part of a score. ``--images FILE.npz``: one
+  array (the only one, else ``images``, ``samples`` or ``arr_0``), laid out
+  ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one channel, ``(N, H, W)``; ``uint8`` (0-255)
+  or floats in ``[0, 1]``; read without pickle.
+* **Size.** Every image must have the dataset's height and width. genbench never
+  resizes: the resizing filter changes FID by several points (clean-fid, Parmar et al.
+  2022), so that choice stays with the tool that wrote the samples. A folder of mixed
+  sizes is an error naming two files of different sizes.
+* **Channels.** For a greyscale dataset (C = 1): greyscale images, or RGB ones whose
+  three channels are equal (grey saved as RGB); a colour image is an error. For a colour
+  dataset (C = 3): RGB, and greyscale replicated to three channels (a grey image is a
+  valid, if poor, colour sample). Palette and 1-bit images are converted to RGB or grey
+  first. An alpha channel must be fully opaque (transparency has no meaning for FID);
+  16-bit and other modes are refused.
+* **Lossy files.** JPEG compression changes FID (clean-fid); JPEG files are accepted
+  and the record carries a ``lossy`` flag, shown in the table's status column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genbench.datasets.base import DataInfo
+from genbench.errors import GenbenchError, choices
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+NPZ_KEYS = ("images", "samples", "arr_0")  # the array read from an .npz that holds several
+_MODES = {"1": "L", "L": "L", "LA": "LA", "P": "RGBA", "RGB": "RGB", "RGBA": "RGBA"}  # PIL mode -> read as
+
+
+@dataclass(frozen=True)
+class ImageSamples:
+    """Images read from files: ``(n, C, H, W)`` float32 in [0, 1], and what they were."""
+
+    images: torch.Tensor
+    source: str  # the folder or .npz file
+    sha256: str  # of the bytes of the files used (name and content, in order)
+    lossy: int  # how many were JPEG
+    files: int
+
+
+def _size_text(info: DataInfo) -> str:
+    c, h, w = info.shape
+    return f"{h}x{w} ({'greyscale' if c == 1 else f'{c} channels'}, dataset {info.name!r} is {c}x{h}x{w})"
+
+
+def to_channels(x: torch.Tensor, info: DataInfo, what: str) -> torch.Tensor:
+    """``(n, c, H, W)`` with c in 1, 3 -> the dataset's channel count, by the policy above."""
+    want, have = info.shape[0], x.shape[1]
+    if have == want:
+        return x
+    if want == 3 and have == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    if want == 1 and have == 3:
+        if not (torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])):
+            raise GenbenchError(
+                f"{what}: colour images, but dataset {info.name!r} is greyscale (1x{info.shape[1]}x{info.shape[2]}); "
+                "give greyscale images (or RGB with three equal channels)"
+            )
+        return x[:, :1].contiguous()
+    raise GenbenchError(f"{what}: {have} channels; dataset {info.name!r} has {want} (1 or 3 are read)")
+
+
+def _listing(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise GenbenchError(f"--images {folder}: no such folder or .npz file")
+    files = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("."):
+            continue  # .DS_Store, editor swap files
+        if entry.is_dir():
+            raise GenbenchError(f"--images {folder}: holds a folder, {entry.name}/; give a flat folder of images")
+        if entry.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GenbenchError(
+                f"--images {folder}: {entry.name} is not an image file; a folder holds only "
+                f"{', '.join(IMAGE_SUFFIXES)} files (or give an .npz)"
+            )
+        files.append(entry)
+    if not files:
+        raise GenbenchError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it")
+    return files
+
+
+def _read_image(path: Path, info: DataInfo, first: tuple[str, tuple[int, int]] | None) -> np.ndarray:
+    """One image as uint8 ``(c, H, W)`` with c in 1, 3, checked against the dataset's size."""
+    from PIL import Image, UnidentifiedImageError
+
+    _, h, w = info.shape
+    try:
+        with Image.open(path) as img:
+            size = (img.height, img.width)
+            if size != (h, w):
+                mixed = f"; {first[0]} is {first[1][0]}x{first[1][1]}" if first and first[1] != size else ""
+                kind = "images of mixed sizes" if mixed else "wrong size"
+                raise GenbenchError(
+                    f"--images: {kind}: {path.name} is {size[0]}x{size[1]}{mixed}; expected {_size_text(info)}; "
+                    "genbench does not resize (the filter changes FID)"
+                )
+            if img.mode not in _MODES:
+                raise GenbenchError(
+                    f"--images: {path.name} has mode {img.mode!r}; read are 8-bit {choices(_MODES)} images"
+                )
+            arr = np.array(img.convert(_MODES[img.mode]))  # a writable copy
+    except GenbenchError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise GenbenchError(f"--images: {path.name} is not a readable image ({type(exc).__name__})") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] in (2, 4):  # LA, RGBA: the alpha channel must be opaque
+        if (arr[:, :, -1] != 255).any():
+            raise GenbenchError(f"--images: {path.name} is transparent; give opaque images (alpha 255 everywhere)")
+        arr = arr[:, :, :-1]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def read_folder(folder: Path, info: DataInfo, n: int) -> ImageSamples:
+    """The first ``n`` images of ``folder`` in name order, as the dataset's shape (policy above)."""
+    files = _listing(folder)
+    if len(files) < n:
+        raise GenbenchError(
+            f"--images {folder}: {len(files)} images; the protocol compares {n} (--eval-samples): "
+            f"add images or pass --eval-samples {len(files)}"
+        )
+    digest = hashlib.sha256()
+    arrays = []
+    first: tuple[str, tuple[int, int]] | None = None
+    for path in files[:n]:
+        arr = _read_image(path, info, first)
+        first = first or (path.name, (arr.shape[1], arr.shape[2]))
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        arrays.append(arr)
+    images = _stack(arrays, info, f"--images {folder}")
+    lossy = sum(p.suffix.lower() in LOSSY_SUFFIXES for p in files[:n])
+    return ImageSamples(images, str(folder), digest.hexdigest(), lossy, n)
+
+
+def _stack(arrays: list[np.ndarray], info: DataInfo, what: str) -> torch.Tensor:
+    """uint8 ``(c, H, W)`` arrays (c in 1, 3, possibly mixed) -> float32 ``(n, C, H, W)`` in [0, 1]."""
+    out = torch.empty(len(arrays), *info.shape)
+    for i, arr in enumerate(arrays):
+        x = torch.from_numpy(arr).unsqueeze(0).float().div_(255.0)
+        out[i] = to_channels(x, info, what)[0]
+    return out
+
+
+def read_npz(path: Path, info: DataInfo, n: int) -> ImageSamples:
+    """The first ``n`` images of the array in an ``.npz`` (policy above), read without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+            if key is None:
+                raise GenbenchError(
+                    f"--images {path}: holds arrays {choices(keys)}; genbench reads the only array, or one named "
+                    f"{', '.join(NPZ_KEYS)}"
+                )
+            arr = np.asarray(data[key])
+    except GenbenchError:
+        raise
+    except Exception as exc:
+        if "allow_pickle" in str(exc):
+            raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)") from None
+        raise GenbenchError(f"--images {path}: not a readable .npz ({type(exc).__name__})") from None
+    c, h, w = info.shape
+    layouts: dict[tuple[int, ...], str] = {(c, h, w): "nchw", (h, w, c): "nhwc", (h, w, 3): "nhwc", (3, h, w): "nchw"}
+    if c == 1:
+        layouts[(h, w)] = "nhw"
+    layout = layouts.get(tuple(arr.shape[1:]))
+    if arr.ndim < 3 or layout is None:
+        raise GenbenchError(
+            f"--images {path}: array {key!r} of shape {arr.shape}; expected (N, {c}, {h}, {w}), (N, {h}, {w}, {c})"
+            + (f" or (N, {h}, {w})" if c == 1 else "")
+            + f" for dataset {info.name!r}"
+        )
+    if arr.shape[0] < n:
+        raise GenbenchError(
+            f"--images {path}: {arr.shape[0]} images; the protocol compares {n} (--eval-samples): "
+            f"pass --eval-samples {arr.shape[0]} or more images"
+        )
+    arr = arr[:n]
+    if arr.dtype == np.uint8:
+        x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    elif np.issubdtype(arr.dtype, np.floating):
+        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    else:
+        raise GenbenchError(f"--images {path}: array of {arr.dtype}; expected uint8 (0-255) or floats in [0, 1]")
+    x = x.unsqueeze(1) if layout == "nhw" else x.permute(0, 3, 1, 2) if layout == "nhwc" else x
+    images = to_channels(x.contiguous(), info, f"--images {path}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return ImageSamples(images, str(path), digest, 0, n)
+
+
+def read_images(path: Path, info: DataInfo, n: int) -> ImageSamples:
+    """``--images``: a folder of PNG/JPEG files or an ``.npz`` (see the module's policy)."""
+    if info.kind != "image" or len(info.shape) != 3:
+        raise GenbenchError(f"--images: dataset {info.name!r} holds {info.kind}, not images")
+    if path.suffix.lower() == ".npz" and path.is_file():
+        return read_npz(path, info, n)
+    return read_folder(path, info, n)

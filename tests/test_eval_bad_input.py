@@ -1,0 +1,302 @@
+"""Bad input to ``genbench eval`` and ``genbench export``: one line, exit status 2, nothing written.
+
+Table-driven: each case builds its input in a temporary folder (images, TorchScript
+files, modules, a run folder) and gives the arguments and the phrase the one-line error
+must contain. None of them trains or evaluates anything: each problem is caught before.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from genbench.cli import main
+from genbench.protocol import Protocol
+
+Setup = Callable[[Path], list[str]]
+
+
+def png(path: Path, size: tuple[int, int] = (8, 8), mode: str = "L", value: int = 128) -> None:
+    colour = value if mode in ("L", "1") else (value, 0, 0) if mode == "RGB" else (value, value, value, 10)
+    Image.new(mode, size, colour).save(path)
+
+
+def folder(tmp: Path, n: int = 20, **kw: object) -> Path:
+    out = tmp / "imgs"
+    out.mkdir(exist_ok=True)
+    for i in range(n):
+        png(out / f"{i:03d}.png", **kw)  # type: ignore[arg-type]
+    return out
+
+
+class Wrapped(nn.Module):
+    """``forward(z) = fn(z)`` (or ``fn(z, labels)``), traced into a TorchScript file."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*inputs)
+
+
+def traced(tmp: Path, fn: Callable[..., torch.Tensor], inputs: int = 1, name: str = "g.pt") -> Path:
+    """A TorchScript file (no genbench metadata) computing ``fn`` on z of shape (2, 8) (and labels)."""
+    example = (torch.zeros(2, 8), torch.zeros(2, dtype=torch.long))[:inputs]
+    path = tmp / name
+    torch.jit.trace(Wrapped(fn), example, check_trace=False).save(str(path))
+    return path
+
+
+def module(tmp: Path, name: str, source: str) -> str:
+    (tmp / f"{name}.py").write_text(textwrap.dedent(source))
+    sys.modules.pop(name, None)
+    return name
+
+
+def run_folder(tmp: Path) -> Path:
+    """A folder holding a run's run.json (protocol: digits, 200 samples) and no rows yet."""
+    out = tmp / "run"
+    out.mkdir()
+    p = Protocol("digits", ("fid",), eval_samples=200)
+    (out / "run.json").write_text(json.dumps({"protocol": p.manifest()}))
+    return out
+
+
+IMAGES = ["--dataset", "digits", "--eval-samples", "20", "--metrics", "fid"]
+GEN = ["--dataset", "digits", "--eval-samples", "20", "--metrics", "fid", "--z-dim", "8"]
+
+
+def images(path: Path, *extra: str) -> list[str]:
+    return ["eval", "--images", str(path), *IMAGES, *extra]
+
+
+def generator(spec: str | Path, *extra: str) -> list[str]:
+    return ["eval", "--generator", str(spec), *GEN, *extra]
+
+
+def callable_(spec: str) -> list[str]:
+    return ["eval", "--generator", spec, *IMAGES]
+
+
+def mixed_sizes(t: Path) -> list[str]:
+    png(folder(t) / "020.png", (10, 8))
+    return ["eval", "--images", str(t / "imgs"), "--eval-samples", "21", "--dataset", "digits"]
+
+
+def with_file(t: Path, name: str, data: bytes) -> Path:
+    (folder(t) / name).write_bytes(data)
+    return t / "imgs"
+
+
+def sub_folder(t: Path) -> list[str]:
+    (folder(t) / "more").mkdir()
+    return images(t / "imgs")
+
+
+def npz(t: Path, array: np.ndarray) -> list[str]:
+    np.savez(t / "s.npz", images=array)
+    return images(t / "s.npz")
+
+
+def object_npz(t: Path) -> list[str]:
+    np.save(t / "o.npy", np.array([{}], dtype=object), allow_pickle=True)
+    (t / "o.npy").rename(t / "o.npz")
+    return images(t / "o.npz")
+
+
+def state_dict_file(t: Path) -> list[str]:
+    torch.save({"weights": torch.zeros(2)}, t / "w.pt")
+    return generator(t / "w.pt")
+
+
+def onnx_file(t: Path) -> list[str]:
+    (t / "g.onnx").write_bytes(b"onnx")
+    return generator(t / "g.onnx")
+
+
+NAN_MODULE = """
+    import torch
+
+    def f(n, labels, generator):
+        return torch.full((n, 1, 8, 8), float("nan"))
+"""
+
+
+def cell(t: Path, checkpoint: bytes | None = None) -> Path:
+    (t / "cell").mkdir()
+    if checkpoint is not None:
+        (t / "cell" / "checkpoint.pt").write_bytes(checkpoint)
+    return t / "cell"
+
+
+CASES: dict[str, tuple[Setup, str]] = {
+    "empty folder": (lambda t: images(folder(t, n=0)), "imgs: no image files (.png, .jpg, .jpeg) in it"),
+    "missing folder": (lambda t: images(t / "nope"), "nope: no such folder or .npz file"),
+    "mixed sizes": (
+        mixed_sizes,
+        "images of mixed sizes: 020.png is 8x10; 000.png is 8x8; expected 8x8 (greyscale, dataset 'digits' is 1x8x8)",
+    ),
+    "wrong size": (lambda t: images(folder(t, size=(28, 28))), "wrong size: 000.png is 28x28; expected 8x8"),
+    "non-image file": (lambda t: images(with_file(t, "notes.txt", b"x")), "notes.txt is not an image file"),
+    "corrupt png": (lambda t: images(with_file(t, "000.png", b"junk")), "000.png is not a readable image"),
+    "sub-folder": (sub_folder, "holds a folder, more/"),
+    "colour for greyscale": (
+        lambda t: images(folder(t, mode="RGB")),
+        "colour images, but dataset 'digits' is greyscale",
+    ),
+    "transparent": (lambda t: images(folder(t, mode="RGBA")), "000.png is transparent"),
+    "too few images": (lambda t: images(folder(t, n=3)), "3 images; the protocol compares 20 (--eval-samples)"),
+    "npz of the wrong shape": (
+        lambda t: npz(t, np.zeros((20, 9, 9), np.uint8)),
+        "array 'images' of shape (20, 9, 9); expected (N, 1, 8, 8), (N, 8, 8, 1) or (N, 8, 8)",
+    ),
+    "npz of objects": (object_npz, "o.npz: holds Python objects (pickle, refused: it could run code)"),
+    "no source": (lambda t: ["eval", *IMAGES], "give --images DIR (or FILE.npz) or --generator"),
+    "two sources": (
+        lambda t: images(folder(t), "--generator", "x.pt"),
+        "give --images DIR (or FILE.npz) or --generator",
+    ),
+    "z-dim with images": (lambda t: images(folder(t), "--z-dim", "3"), "are for --generator"),
+    "name of a model": (lambda t: images(folder(t), "--name", "dcgan"), "--name 'dcgan' is a registered model"),
+    "bad name": (lambda t: images(folder(t), "--name", "a/b"), "--name 'a/b': use letters"),
+    "protocol differs from the run": (
+        lambda t: ["eval", "--images", str(folder(t)), "--out", str(run_folder(t)), "--eval-samples", "20"],
+        "--eval-samples 20: the run in",
+    ),
+    "generator file missing": (lambda t: generator(t / "g.pt"), "g.pt: no such file"),
+    "not TorchScript": (state_dict_file, "w.pt: not a TorchScript file"),
+    "TorchScript of the wrong shape": (
+        lambda t: generator(traced(t, lambda z: z)),
+        "samples of shape (2, 8); expected (2, 1, 8, 8)",
+    ),
+    "TorchScript of the wrong dtype": (
+        lambda t: generator(traced(t, lambda z: (z[:, :1, None, None] * 0).expand(-1, 1, 8, 8).to(torch.uint8))),
+        "samples of dtype torch.uint8; expected a floating dtype",
+    ),
+    "TorchScript of the wrong range": (
+        lambda t: generator(traced(t, lambda z: (z[:, :1, None, None] * 0 + 255.0).expand(-1, 1, 8, 8))),
+        "samples out of range [0, 1] (tolerance 0.001): min 255.0, max 255.0",
+    ),
+    "TorchScript returning NaN": (
+        lambda t: generator(traced(t, lambda z: (z[:, :1, None, None] * float("nan")).expand(-1, 1, 8, 8))),
+        "samples: 128 of 128 values are NaN or infinite",
+    ),
+    "TorchScript that is not a generator": (
+        lambda t: generator(traced(t, lambda z, labels: z + labels[:, None], inputs=2)),
+        "calling it with z of shape (2, 8) failed",
+    ),
+    "TorchScript without z-dim": (
+        lambda t: ["eval", "--generator", str(traced(t, lambda z: z)), "--dataset", "digits"],
+        "give --z-dim (the size of z it takes)",
+    ),
+    "ONNX without onnxruntime": (onnx_file, "ONNX needs onnxruntime, which is not installed"),
+    "module that does not import": (
+        lambda t: callable_("no_such_module_xyz:generate"),
+        "module 'no_such_module_xyz' does not import (ModuleNotFoundError",
+    ),
+    "module that raises on import": (
+        lambda t: callable_(f"{module(t, 'gen_raises', 'raise SystemExit(3)')}:f"),
+        "module 'gen_raises' does not import (SystemExit: 3)",
+    ),
+    "module without the function": (
+        lambda t: callable_(f"{module(t, 'gen_nofunc', 'x = 1')}:generate"),
+        "module 'gen_nofunc' has no function 'generate'",
+    ),
+    "callable returning NaN": (
+        lambda t: callable_(f"{module(t, 'gen_nan', NAN_MODULE)}:f"),
+        "samples: 128 of 128 values are NaN or infinite",
+    ),
+    # the options of eval itself that take a value (test_every_option_of_eval_has_a_case)
+    "z-dist unknown": (
+        lambda t: generator(traced(t, lambda z: z), "--z-dist", "gamma"),
+        "Invalid value for '--z-dist'",
+    ),
+    "z-dim zero": (lambda t: generator(t / "g.pt", "--z-dim", "0"), "Invalid value for '--z-dim'"),
+    "seed negative": (lambda t: images(folder(t), "--seed", "-1"), "Invalid value for '--seed'"),
+    "images and conditional": (lambda t: images(folder(t), "--conditional"), "are for --generator"),
+    # protocol options: run's declarations, run's checks
+    "metric unknown": (lambda t: images(folder(t), "--metrics", "fdi"), "unknown metric 'fdi'; valid:"),
+    "eval-samples one": (
+        lambda t: images(folder(t), "--eval-samples", "1"),
+        "--eval-samples 1: must be an integer >= 2",
+    ),
+    "backbone unknown": (lambda t: images(folder(t), "--backbone", "vgg"), "unknown backbone 'vgg'"),
+    "epochs: nothing is trained": (lambda t: images(folder(t), "--epochs", "2"), "No such option: --epochs"),
+    "eval-every: nothing is trained": (
+        lambda t: images(folder(t), "--eval-every", "2"),
+        "No such option: --eval-every",
+    ),
+    "export of a missing cell": (lambda t: ["export", str(t / "cells" / "x"), "-o", str(t / "g.pt")], "no such folder"),
+    "export without checkpoint": (lambda t: ["export", str(cell(t)), "-o", str(t / "g.pt")], "cell: no checkpoint.pt"),
+    "export to another format": (
+        lambda t: ["export", str(cell(t)), "-o", str(t / "g.h5")],
+        "name the file .pt (TorchScript) or .onnx (ONNX)",
+    ),
+    "export of a damaged checkpoint": (
+        lambda t: ["export", str(cell(t, b"junk")), "-o", str(t / "g.pt")],
+        "checkpoint.pt: not a genbench checkpoint",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_nothing_written(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cache_dir: Path
+) -> None:
+    setup, phrase = CASES[case]
+    monkeypatch.chdir(tmp_path)
+    if case == "ONNX without onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    args = setup(tmp_path)
+    if args[0] == "eval" and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    args += ["--cache-dir", str(cache_dir)] if args[0] == "eval" else []
+    code = main(args)
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert phrase in err, err
+    assert not (tmp_path / "out" / "results.csv").exists() and not (tmp_path / "out" / "cells").exists()
+    assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_every_option_of_eval_has_a_case(tmp_path: Path) -> None:
+    """Each option genbench eval adds to run's (those taking a value) is tried with a bad value above."""
+    from genbench.cli import _EVAL_OWN
+
+    flags = {"--" + name.replace("_", "-") for name in _EVAL_OWN}
+    valued = flags - {"--conditional"}  # a switch: no value to get wrong (with images: a case above)
+    tried: set[str] = set()
+    for i, (setup, _) in enumerate(CASES.values()):
+        (tmp_path / str(i)).mkdir()
+        tried |= {a for a in setup(tmp_path / str(i)) if a.startswith("--")}
+    assert valued - tried == set(), f"no bad-input case for genbench eval {sorted(valued - tried)}"
+
+
+def test_export_needs_a_model_with_a_latent_space(
+    tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import genbench
+    from tests.conftest import TinyHyper, TinyModel
+
+    info = genbench.DataInfo("digits", (1, 8, 8), "image", 10)
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    model = TinyModel(TinyHyper(), info)
+    payload = {"model": "tiny", "hyper": {"z_dim": 4}, "seed": 0, "state_dict": model.state_dict(),
+               "data": {"name": "digits", "shape": [1, 8, 8], "kind": "image", "classes": 10}}  # fmt: skip
+    torch.save(payload, cell / "checkpoint.pt")
+    assert main(["export", str(cell), "-o", str(tmp_path / "g.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model 'tiny' cannot be exported: it does not declare Capability.DECODE"), err
+    assert not (tmp_path / "g.pt").exists()
