@@ -18,7 +18,7 @@ from rich.console import Console
 
 from genbench.errors import GenbenchError
 from genbench.options import Kind as OptionKind
-from genbench.options import Option, parse_weights
+from genbench.options import Option, parse_ints, parse_weights
 from genbench.protocol import run_options
 from genbench.suite import Suite, load_suite
 
@@ -44,6 +44,7 @@ class Kind(StrEnum):
     models = "models"
     datasets = "datasets"
     metrics = "metrics"
+    executors = "executors"
     plugins = "plugins"
     options = "options"
 
@@ -94,6 +95,7 @@ _CLI_TYPE: dict[OptionKind, Any] = {
     "file": Path,
     "names": str,
     "seeds": str,
+    "ints": str,
     "weights": list[str],
     "grid": list[str],
 }
@@ -121,6 +123,8 @@ def _parse_flag(opt: Option, raw: Any) -> Any:
         from genbench.run.grid import parse_seeds
 
         return parse_seeds(raw)
+    if opt.kind == "ints":
+        return parse_ints(opt.flag, raw)
     if opt.kind == "weights":
         return parse_weights(raw)
     return raw
@@ -156,6 +160,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
         Kind.models: registry.models,
         Kind.datasets: registry.datasets,
         Kind.metrics: registry.metrics,
+        Kind.executors: registry.executors,
     }
     rows = []
     for name, entry in tables[kind].items():
@@ -174,6 +179,8 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
             ]
         elif kind is Kind.datasets:
             row.update(shape=list(cls.shape), kind=cls.kind, classes=cls.num_classes)
+        elif kind is Kind.executors:
+            row["options"] = sorted(cls.uses)
         else:
             row.update(
                 better="higher" if cls.higher_is_better else "lower",
@@ -194,7 +201,7 @@ def list_(
     kind: Annotated[Kind, typer.Argument(help="what to list")] = Kind.models,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show registered models (with hyper-parameters), datasets, metrics or plugins, and where each came from."""
+    """Show registered models (with hyper-parameters), datasets, metrics, executors or plugins, and their origin."""
     from genbench.plugins import get_registry
 
     rows = _rows(kind)

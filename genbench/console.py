@@ -1,11 +1,15 @@
-"""Rich progress for ``genbench run``: turns runner events into a grid bar and a cell bar."""
+"""Rich progress for ``genbench run``: turns runner events into a grid bar and one bar per running cell.
+
+With a parallel executor several cells run at once: each has its own bar from its start
+to its end, so the display shows what runs side by side.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from genbench.run.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
 
@@ -25,7 +29,8 @@ class ProgressReporter:
             transient=False,
         )
         self.grid_task = self.progress.add_task("grid", total=None, info="")
-        self.cell_task = self.progress.add_task("cell", total=None, info="", visible=False)
+        self.cell_task = self.progress.add_task("cell", total=None, info="", visible=False)  # preparing
+        self.cells: dict[str, TaskID] = {}  # a bar per running cell
 
     def __enter__(self) -> ProgressReporter:
         return self  # the display starts at the first event: nothing is drawn if validation fails
@@ -47,16 +52,25 @@ class ProgressReporter:
         elif isinstance(event, Preparing):
             p.update(self.cell_task, visible=True, description=event.what, total=None, completed=0, info="")
         elif isinstance(event, CellStarted):
-            p.update(self.cell_task, visible=True, description=event.spec.cell_id, total=None, completed=0, info="")
+            p.update(self.cell_task, visible=False)
+            cid = event.spec.cell_id
+            if cid not in self.cells:
+                self.cells[cid] = p.add_task(cid, total=None, info="")
         elif isinstance(event, CellProgress):
+            task = self.cells.get(event.cell_id)
+            if task is None:
+                return
             if event.kind == "phase":
-                p.update(self.cell_task, info=event.detail)
+                p.update(task, info=event.detail)
             elif event.kind == "epoch":
                 epoch, epochs, means = event.detail
                 losses = " ".join(f"{k}={v:.3g}" for k, v in means.items())
-                p.update(self.cell_task, total=epochs, completed=epoch, info=f"epoch {epoch}/{epochs} {losses}")
+                p.update(task, total=epochs, completed=epoch, info=f"epoch {epoch}/{epochs} {losses}")
         elif isinstance(event, CellFinished):
             r = event.record
+            task = self.cells.pop(r.cell_id, None)
+            if task is not None:
+                p.remove_task(task)
             if r.status != "ok":
                 self.console.print(f"[red]{r.cell_id}: {r.status}[/] {r.error or ''}")
             p.advance(self.grid_task)

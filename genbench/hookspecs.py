@@ -52,3 +52,12 @@ def register_metrics(register: Callable[[type[Any]], None]) -> None:
     :param register: call ``register(cls)`` with a subclass of
         :class:`genbench.metrics.Metric` whose ``name`` is unique.
     """
+
+
+@hookspec
+def register_executors(register: Callable[[type[Any]], None]) -> None:
+    """Contribute executors: how the cells of a grid run (``genbench run --executor NAME``).
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`genbench.run.executors.Executor` whose ``name`` is unique.
+    """

@@ -31,6 +31,7 @@ from genbench.hyper import build, field_types
 from genbench.metrics.base import Metric
 from genbench.models.base import Capability, GenerativeModel
 from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
+from genbench.run.executors.base import EXECUTOR_OPTIONS, Executor
 
 ENTRY_POINT_GROUP = "genbench"
 BUILTIN = "built-in"
@@ -38,6 +39,7 @@ DEFAULT_PLUGINS = (
     "genbench.models.builtin",
     "genbench.datasets.builtin",
     "genbench.metrics.builtin",
+    "genbench.run.executors.builtin",
 )
 # Hyper-parameter names that would collide with the other columns of results.csv.
 RESERVED_HYPER = IDENTITY_COLUMNS | PROTOCOL_COLUMNS | TIMING_COLUMNS
@@ -64,14 +66,20 @@ class Entry(Generic[T]):
 
 @dataclass
 class Registry:
-    """Models, datasets and metrics from every plugin, plus the problems met loading them."""
+    """Models, datasets, metrics and executors from every plugin, plus the problems met loading them."""
 
     pm: pluggy.PluginManager = field(default_factory=lambda: _new_manager())
     plugins: list[PluginInfo] = field(default_factory=list)
     models: dict[str, Entry[type[GenerativeModel]]] = field(default_factory=dict)
     datasets: dict[str, Entry[type[Dataset]]] = field(default_factory=dict)
     metrics: dict[str, Entry[type[Metric]]] = field(default_factory=dict)
+    executors: dict[str, Entry[type[Executor]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Plugins added after load_registry() built this registry (a test's fake models, a notebook's
+    # plugin object): name -> (plugin, origin). Worker processes and Ray tasks build their own
+    # registry from the default plugins and entry points, then add these (genbench.run.executors).
+    added: dict[str, tuple[object, str]] = field(default_factory=dict)
+    loaded: bool = False  # set by load_registry once the default plugins and entry points are in
 
     # -- loading ---------------------------------------------------------------------------
     def add_plugin(self, name: str, load: Callable[[], object], origin: str) -> bool:
@@ -98,6 +106,8 @@ class Registry:
         info = PluginInfo(name, origin)
         self.plugins.append(info)
         self._collect(plugin, info)
+        if self.loaded:
+            self.added[name] = (plugin, origin)
         return True
 
     def remove_plugin(self, name: str) -> None:
@@ -106,7 +116,8 @@ class Registry:
         if plugin is not None:
             self.pm.unregister(plugin)
         self.plugins = [p for p in self.plugins if p.name != name]
-        for table in (self.models, self.datasets, self.metrics):
+        self.added.pop(name, None)
+        for table in (self.models, self.datasets, self.metrics, self.executors):
             for key in [k for k, e in table.items() if e.plugin.name == name]:
                 del table[key]
 
@@ -115,6 +126,7 @@ class Registry:
             ("register_models", self.models, GenerativeModel, "model"),
             ("register_datasets", self.datasets, Dataset, "dataset"),
             ("register_metrics", self.metrics, Metric, "metric"),
+            ("register_executors", self.executors, Executor, "executor"),
         ]
         for hook_name, table, base, kind in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -164,6 +176,9 @@ class Registry:
     def metric(self, name: str) -> type[Metric]:
         return _lookup(self.metrics, "metric", name)
 
+    def executor(self, name: str) -> type[Executor]:
+        return _lookup(self.executors, "executor", name)
+
 
 def _defect(cls: type[Any]) -> str | None:
     """What makes a registered class unusable (checked once, so later code can trust it), or None."""
@@ -190,6 +205,8 @@ def _defect(cls: type[Any]) -> str | None:
             return f"uses reserved hyper-parameter name {clash[0]!r}"
         if not cls.capabilities <= set(Capability):
             return f"declares unknown capabilities; valid: {', '.join(c.value for c in Capability)}"
+    if issubclass(cls, Executor) and not cls.uses <= set(EXECUTOR_OPTIONS):
+        return f"uses unknown options {sorted(cls.uses - set(EXECUTOR_OPTIONS))}; valid: {', '.join(EXECUTOR_OPTIONS)}"
     if issubclass(cls, Dataset):
         shape = getattr(cls, "shape", None)
         if not (isinstance(shape, tuple) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
@@ -246,6 +263,7 @@ def load_registry(
             continue
         seen[ep.name] = origin
         registry.add_plugin(ep.name, ep.load, origin)
+    registry.loaded = True
     return registry
 
 

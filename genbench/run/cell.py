@@ -54,6 +54,7 @@ from genbench.results import (
 )
 from genbench.run.contract import ContractError, check_batch, check_values
 from genbench.run.data import load_data
+from genbench.run.fastpath import autocast, fast_path_flags, prepare_model, prepare_split
 from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
@@ -213,11 +214,13 @@ def _run_phases(
     seed_everything(spec.seed)
     model = cls(hyper, data.info).to(device)
     record.params = model.parameter_counts()
+    prepare_model(model, protocol, device)  # --channels-last, fp16 loss scaling, --compile
+    amp = autocast(protocol, device)  # --precision: train_step and sample run in it
 
     epochs = hyper.epochs
     guard.enter("train", f"epoch 1/{epochs}")
     notify(spec.cell_id, "phase", "train")
-    train_split = _on_device(data.split("train"), device)
+    train_split = prepare_split(_on_device(data.split("train"), device), protocol)  # resident on the device
 
     def on_epoch(epoch: int, means: dict[str, float]) -> None:
         guard.detail = f"epoch {min(epoch + 1, epochs)}/{epochs}"
@@ -226,7 +229,7 @@ def _run_phases(
     with timed(device) as t:
         record.timings["train"] = t  # filled in on exit, also when training diverges or fails
         try:
-            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check)
+            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, amp)
         finally:
             t.items = progress.images_seen
 
@@ -235,7 +238,7 @@ def _run_phases(
     seed_everything(spec.seed + 1_000_003)  # sampling noise independent of the training stream
     n = protocol.eval_samples
     labels = conditional_labels(cls, data.info, n)
-    with timed(device) as t:
+    with timed(device) as t, amp():
         samples = draw_samples(model, n, labels, data.info, guard.check)
         t.items = n
     record.timings["sample"] = t
@@ -255,7 +258,11 @@ def _run_phases(
     with timed(device) as t:
         evaluate(ctx, protocol.metrics, record, guard.check)
     record.timings["evaluate"] = t
-    record.flags = training_flags(record.history, record.hyper) + evaluation_flags(record.metrics)
+    record.flags = (
+        training_flags(record.history, record.hyper)
+        + evaluation_flags(record.metrics)
+        + fast_path_flags(model, protocol)
+    )
 
 
 def evaluate(

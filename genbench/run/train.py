@@ -8,10 +8,13 @@ hand-written PyTorch loop costs (see ``benchmarks/bench_overhead.py``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,6 +88,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     result: TrainResult | None = None,
     check: Callable[[], None] | None = None,
+    autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` on ``data`` (already on the model's device).
 
@@ -94,6 +98,7 @@ def train(
     cell's time limit). After every epoch training stops with :class:`Diverged`
     when a logged mean breaks :func:`genbench.run.health.loss_problem` or a weight is
     no longer finite; an epoch whose means are finite is kept in the history.
+    Each step runs inside ``autocast()`` (``--precision``, :mod:`genbench.run.fastpath`).
     """
     result = result if result is not None else TrainResult()
     g = torch.Generator().manual_seed(seed)  # the batch order depends on the seed only
@@ -109,7 +114,8 @@ def train(
                 check()
             idx = perm[i * bs : (i + 1) * bs]
             y = data.y[idx] if data.y is not None else None
-            logs.append(dict(model.train_step(data.x[idx], y)))
+            with autocast():
+                logs.append(dict(model.train_step(data.x[idx], y)))
         means = epoch_means(logs)
         result.images_seen += steps * bs
         if all(math.isfinite(v) for v in means.values()):
