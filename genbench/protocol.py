@@ -153,6 +153,15 @@ class Protocol:
         nullable=True,
         default_text="ceil((epochs - 1) / 3): about 4 points",
     )
+    # The fast path (genbench.run.fastpath): opt-in, and recorded, since each can change the numbers.
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "training and sampling arithmetic through autocast: fp32, bf16 or fp16 (fp16 with loss scaling)",
+        "str",
+        "fp32",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    compile: bool = option("torch.compile the model's networks (the first steps are slower: compiling)", "bool", False)
+    channels_last: bool = option("channels_last memory format for conv nets' weights and images", "bool", False)
 
     def weights_for(self, backbone: str) -> Path | None:
         """The weights file given for ``backbone``, if any."""
@@ -221,6 +230,38 @@ class RunRequest:
         nullable=True,
         default_text="no limit",
     )
+    # Where cells run (genbench.run.executors): the executor and its resources. Same numbers everywhere.
+    executor: str = option(
+        "how cells run: serial (one after the other), process (local worker processes), ray (Ray tasks), "
+        "or a plugin's (see genbench list executors)",
+        "str",
+        "serial",
+        registry="executors",
+    )
+    workers: int | None = option(
+        "cells at once (process, ray); each gets max(1, cores // workers) torch threads",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="the CPU cores (GPUs x cells per GPU with --gpus)",
+    )
+    gpus: tuple[int, ...] = option("process: GPUs to pack cells on, e.g. 0,1 (each worker sees one)", "ints", ())
+    cells_per_gpu: int | None = option(
+        "cells that share one GPU at once (process with --gpus; ray: a 1/K GPU share per cell)",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="1",
+    )
+    ray_address: str | None = option(
+        "ray: join this Ray cluster (host:port, ray://host:port or auto)",
+        "str",
+        None,
+        nullable=True,
+        default_text="$RAY_ADDRESS, else a local Ray instance",
+    )
 
 
 def run_options() -> tuple[Option, ...]:
@@ -246,6 +287,8 @@ class CellSpec:
     cell_timeout: float | None = None
     # Torch intra-op threads (None: genbench.threads chooses when the cell starts); not part of the protocol.
     threads: int | None = None
+    # Why ``threads`` is what it is, when an executor chose it for its workers (recorded; "": --threads)
+    threads_reason: str = ""
 
 
 @dataclass
