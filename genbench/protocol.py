@@ -394,6 +394,17 @@ class CellRecord:
         history = get("history", [])
         if not isinstance(history, list):
             raise ValueError("history: expected a list")
+        bounds = {}
+        for key, b in _mapping(get("metric_bounds", {}), "metric_bounds").items():
+            b = _mapping(b, f"metric_bounds.{key}")
+            low, high, integer = b.get("low"), b.get("high"), b.get("integer", False)
+            if not isinstance(integer, bool):
+                raise ValueError(f"metric_bounds.{key}.integer: expected true or false")
+            bounds[key] = {
+                "low": None if low is None else _number(low, f"metric_bounds.{key}.low"),
+                "high": None if high is None else _number(high, f"metric_bounds.{key}.high"),
+                "integer": integer,
+            }
         return cls(
             cell_id=_str(get("cell_id"), "cell_id"),
             model=_str(get("model"), "model"),
@@ -404,12 +415,17 @@ class CellRecord:
             error=None if error is None else _str(error, "error"),
             metrics={k: _number(v, f"metrics.{k}") for k, v in _mapping(get("metrics", {}), "metrics").items()},
             metric_better=better,
+            metric_bounds=bounds,
             metric_notes=_strings(get("metric_notes", {}), "metric_notes"),
             flags=[_str(f, "flags") for f in _list(get("flags", []), "flags")],
             extras=_mapping(get("extras", {}), "extras"),
             timings=timings,
             params={k: _int(v, f"params.{k}") for k, v in _mapping(get("params", {}), "params").items()},
             history=[{k: _number(v, f"history.{k}") for k, v in _mapping(h, "history").items()} for h in history],
+            step_history=[
+                {k: _number(v, f"step_history.{k}") for k, v in _mapping(h, "step_history").items()}
+                for h in _list(get("step_history", []), "step_history")
+            ],
             device=_str(get("device", "cpu"), "device"),
             environment=_strings(get("environment", {}), "environment"),
             protocol=_mapping(get("protocol", {}), "protocol"),

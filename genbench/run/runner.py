@@ -277,13 +277,12 @@ def _run(
         "cell_timeout": request.cell_timeout,
         "executor": {"name": getattr(runner, "name", type(runner).__name__), "workers": request.workers},
     }
-    atomic_write_json(out / RUN_JSON, result.manifest)
-
     position = {c.cell_id: i for i, c in enumerate(cells)}
     for old in reused.values():
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
         result.manifest["metric_bounds"].update(old.metric_bounds)
+    atomic_write_json(out / RUN_JSON, result.manifest)  # with the reused cells' directions and ranges
     waiting = {c.cell_id: c for c in todo}
     name = getattr(runner, "name", type(runner).__name__)
 
