@@ -22,19 +22,24 @@ import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genbench.folder import safe_relative
 from genbench.plugins import get_registry
 from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec
 from genbench.results import RECORD_JSON, atomic_path, atomic_write_json
-from genbench.run.cell import CellCallback, run_cell, start_attempt
 from genbench.run.executors.base import CellResult, PackedCell
+
+if TYPE_CHECKING:
+    from genbench.run.cell import CellCallback
 
 
 def run_packed(spec: CellSpec, on_event: CellCallback | None = None, scratch: Path | None = None) -> PackedCell:
     """Run ``spec`` in a private temporary folder (inside ``scratch`` if given, else the system's temporary
     folder); return its record and the bytes of its files. The folder is removed when the cell ends."""
+    from genbench.run.cell import run_cell  # here: the registry imports executors, and a cell imports much
+
     with tempfile.TemporaryDirectory(prefix="genbench-cell-", dir=scratch) as tmp:
         local = dataclasses.replace(spec, out_dir=Path(tmp) / "cells" / spec.cell_id)
         if on_event is None:
@@ -68,6 +73,8 @@ def land(result: CellResult, spec: CellSpec) -> CellRecord:
     """
     if isinstance(result, CellRecord):
         return result
+    from genbench.run.cell import start_attempt
+
     record = result.record
     attempt = start_attempt(spec.out_dir)  # the old record goes first: nothing vouches for half-landed files
     record.attempt = record.attempt or attempt

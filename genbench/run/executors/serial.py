@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 
 from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, RunRequest
-from genbench.run.cell import run_cell
 from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor
 
@@ -35,6 +34,8 @@ def run_reported(spec: CellSpec, on_event: EventCallback) -> CellRecord:
 
     def work(what: str, done: int, total: int | None) -> None:
         on_event(CellProgress(spec.cell_id, "work", (what, done, total)))
+
+    from genbench.run.cell import run_cell  # here: the registry imports executors, and a cell imports much
 
     with reporting(work):
         return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
