@@ -18,7 +18,7 @@ from rich.console import Console
 
 from genbench.errors import GenbenchError, choices
 from genbench.options import Kind as OptionKind
-from genbench.options import Option, parse_weights
+from genbench.options import Option, parse_ints, parse_weights
 from genbench.protocol import eval_options, run_options
 from genbench.suite import Suite, load_suite
 
@@ -62,6 +62,7 @@ class Kind(StrEnum):
     datasets = "datasets"
     metrics = "metrics"
     figures = "figures"
+    executors = "executors"
     plugins = "plugins"
     options = "options"
 
@@ -117,6 +118,7 @@ _CLI_TYPE: dict[OptionKind, Any] = {
     "file": Path,
     "names": str,
     "seeds": str,
+    "ints": str,
     "weights": list[str],
     "grid": list[str],
 }
@@ -152,6 +154,8 @@ def _parse_flag(opt: Option, raw: Any) -> Any:
         from genbench.run.grid import parse_seeds
 
         return parse_seeds(raw)
+    if opt.kind == "ints":
+        return parse_ints(opt.flag, raw)
     if opt.kind == "weights":
         return parse_weights(raw)
     return raw
@@ -287,6 +291,7 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
         Kind.datasets: registry.datasets,
         Kind.metrics: registry.metrics,
         Kind.figures: registry.figures,
+        Kind.executors: registry.executors,
     }
     rows = []
     for name, entry in tables[kind].items():
@@ -311,6 +316,8 @@ def _rows(kind: Kind) -> list[dict[str, Any]]:
                 data_kinds=sorted(cls.data_kinds),
                 every_epoch=cls.every_epoch,
             )
+        elif kind is Kind.executors:
+            row["options"] = sorted(cls.uses)
         else:
             row.update(
                 better="higher" if cls.higher_is_better else "lower",
@@ -331,7 +338,7 @@ def list_(
     kind: Annotated[Kind, typer.Argument(help="what to list")] = Kind.models,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show registered models (with hyper-parameters), datasets, metrics, figures or plugins, and their origin."""
+    """Show registered models (with hyper-parameters), datasets, metrics, figures, executors or plugins."""
     from genbench.plugins import get_registry
 
     rows = _rows(kind)

@@ -1,19 +1,23 @@
 """Progress for ``genbench run``: turns runner events into bars in a terminal, and into lines in a log.
 
 In a terminal: a grid bar (cells done, elapsed, an ETA from the cells done so
-far) and a bar for the current cell or preparation step (epochs, with the steps
-of a long epoch; its own elapsed time; the last losses, cut to the width left so
-they never squeeze the bars).
+far), a bar for a preparation step, and one bar per running cell (epochs, with
+the steps of a long epoch; its own elapsed time; the last losses, cut to the
+width left so they never squeeze the bars). With a parallel executor several
+cells run at once: each has its own bar from its start to its end, so the
+display shows what runs side by side.
 
 When stderr is not a terminal (a CI log, ``2> log``, ``| tee``), Rich would
 draw nothing until the end; the reporter writes plain lines instead: one when a
 cell starts and one when it ends (status, time, ETA of the grid), and in
 between at most one every ``interval`` seconds (epoch and losses, steps of a long
-epoch, what a long preparation step is doing and how far it is).
+epoch, what a long preparation step is doing and how far it is). Every line
+names its cell, so the lines of cells running side by side stay readable.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +25,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, Task, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
 from genbench.run.runner import CellFinished, CellProgress, CellStarted, Event, Planned, Preparing
@@ -41,11 +45,12 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def eta(durations: Sequence[float], remaining: int) -> float | None:
-    """Seconds left for ``remaining`` cells, from the median time of the cells done (None before the first)."""
+def eta(durations: Sequence[float], remaining: int, parallel: int = 1) -> float | None:
+    """Seconds left for ``remaining`` cells, ``parallel`` at a time, from the median time of the cells done
+    (None before the first)."""
     if not durations:
         return None
-    return statistics.median(durations) * remaining
+    return statistics.median(durations) * math.ceil(remaining / max(1, parallel))
 
 
 def losses(means: dict[str, float]) -> str:
@@ -73,6 +78,7 @@ class ProgressReporter:
         self.done = 0
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
+        self.parallel = 1  # the most cells seen running at once (a parallel executor's width)
         self.position: dict[str, str] = {}  # cell id -> "[3/8]"
         self.last_line = -float("inf")
         self.last_what = ""
@@ -90,7 +96,8 @@ class ProgressReporter:
             get_time=clock,
         )
         self.grid_task = self.progress.add_task("grid", total=None, info="", count="")
-        self.cell_task = self.progress.add_task("cell", total=None, info="", count="", visible=False)
+        self.cell_task = self.progress.add_task("cell", total=None, info="", count="", visible=False)  # preparing
+        self.cells: dict[str, TaskID] = {}  # a bar per running cell
 
     def __enter__(self) -> ProgressReporter:
         return self  # the display starts at the first event: nothing is drawn if validation fails
@@ -103,7 +110,7 @@ class ProgressReporter:
 
     # -- shared bookkeeping ------------------------------------------------------------------------
     def eta_text(self) -> str:
-        left = eta(self.durations, self.to_run - self.done)
+        left = eta(self.durations, self.to_run - self.done, self.parallel)
         if left is None:
             return "ETA after the first cell" if self.to_run > 1 else ""
         return f"ETA {duration(left)}" if self.done < self.to_run else ""
@@ -113,6 +120,7 @@ class ProgressReporter:
             self.to_run = event.to_run
         elif isinstance(event, CellStarted):
             self.started[event.spec.cell_id] = self.clock()
+            self.parallel = max(self.parallel, len(self.started))
             self.position[event.spec.cell_id] = f"[{event.index + 1}/{event.total}]"
         elif isinstance(event, CellFinished):
             start = self.started.pop(event.record.cell_id, None)
@@ -173,12 +181,17 @@ class ProgressReporter:
 
     # -- a terminal: bars --------------------------------------------------------------------------
     def restart(self, description: str, total: float | None) -> None:
-        """The cell bar for a new cell or step: its own clock (an update alone would keep the first one's)."""
+        """The preparation bar for a new step: its own clock (an update alone would keep the first one's)."""
         self.progress.reset(self.cell_task, visible=True, description=escape(description), count="", info="")
         self.cell().total = total  # None: no bar length yet (update cannot unset a total)
 
     def cell(self) -> Task:
+        """The preparation bar."""
         return next(t for t in self.progress.tasks if t.id == self.cell_task)
+
+    def bar(self, cell_id: str) -> Task:
+        """The bar of running cell ``cell_id``."""
+        return next(t for t in self.progress.tasks if t.id == self.cells[cell_id])
 
     def bars(self, event: Event) -> None:
         p = self.progress
@@ -194,22 +207,29 @@ class ProgressReporter:
                 self.restart(event.what, event.total)
             p.update(self.cell_task, completed=event.done or 0, total=event.total, count=count)
         elif isinstance(event, CellStarted):
-            self.restart(event.spec.cell_id, None)
+            p.update(self.cell_task, visible=False)  # preparing is over
+            cid = event.spec.cell_id
+            if cid not in self.cells:  # its own bar, with its own clock, until it finishes
+                self.cells[cid] = p.add_task(escape(cid), total=None, info="", count="")
             p.update(self.grid_task, info=self.eta_text())
         elif isinstance(event, CellProgress):
+            task = self.cells.get(event.cell_id)
+            if task is None:
+                return
             if event.kind == "epoch":
                 epoch, epochs, means = event.detail
-                p.update(self.cell_task, total=epochs, completed=epoch, count=f"{epoch}/{epochs}",
+                p.update(task, total=epochs, completed=epoch, count=f"{epoch}/{epochs}",
                          info=escape(f"epoch {epoch}/{epochs} {losses(means)}"))  # fmt: skip
             elif event.kind == "step":
                 epoch, epochs, step, steps = event.detail
-                p.update(
-                    self.cell_task, total=epochs, completed=epoch - 1 + step / steps, count=f"{epoch - 1}/{epochs}"
-                )
+                p.update(task, total=epochs, completed=epoch - 1 + step / steps, count=f"{epoch - 1}/{epochs}")
             elif event.kind in ("phase", "work"):
-                p.update(self.cell_task, info=escape(self.detail(event)))
+                p.update(task, info=escape(self.detail(event)))
         elif isinstance(event, CellFinished):
             r = event.record
+            task = self.cells.pop(r.cell_id, None)
+            if task is not None:
+                p.remove_task(task)
             if r.status != "ok":
                 self.console.print(f"[red]{escape(r.cell_id)}: {r.status}[/] {escape(r.error or '')}")
             p.advance(self.grid_task)

@@ -43,6 +43,8 @@ CELLS = "cells"
 # link, a shell or a URL would read differently.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*")
 _MAX_PATH = 1024
+# A temporary file of genbench.results.atomic_path: tempfile.mkstemp(prefix=".<name>.", suffix=<name's suffix>).
+_TEMPORARY = re.compile(r"\.(?P<name>[^/]+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9]+)?")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -148,6 +150,29 @@ class RunFolder:
         """Refuse, before any work, a ``cells`` or ``cells/<id>`` that is a symbolic link or not a folder."""
         for spec in specs:
             check_cell_folder(spec.out_dir)
+
+    def remove_leftovers(self, specs: Iterable[CellSpec]) -> list[Path]:
+        """Remove the temporary files a run killed while writing left behind; return what was removed.
+
+        Every file is written to ``.<name>.<8 random characters><suffix>`` beside its final name and
+        renamed into place (:func:`genbench.results.atomic_path`), so a run killed with ``kill -9``
+        can leave one such file per folder it was writing. While this run holds the lock no other
+        run writes here, so they are removed from the folder and the planned cells' folders (only
+        plain files of that exact pattern; nothing that is a link).
+        """
+        if self._fd is None:
+            raise RuntimeError("remove_leftovers needs the folder's lock")
+        removed = []
+        for folder in [self.path, *(spec.out_dir for spec in specs)]:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for entry in os.scandir(folder):
+                m = _TEMPORARY.fullmatch(entry.name)
+                if m and m["name"].endswith(m["suffix"] or "") and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+        return removed
 
 
 def _try_lock(fd: int) -> bool:

@@ -62,3 +62,12 @@ def register_figures(register: Callable[[type[Any]], None]) -> None:
         :class:`genbench.reporting.figures.Figure` whose ``name`` is unique (lower-case
         letters, digits and ``_``: it names the figure's files).
     """
+
+
+@hookspec
+def register_executors(register: Callable[[type[Any]], None]) -> None:
+    """Contribute executors: how the cells of a grid run (``genbench run --executor NAME``).
+
+    :param register: call ``register(cls)`` with a subclass of
+        :class:`genbench.run.executors.Executor` whose ``name`` is unique.
+    """

@@ -47,9 +47,10 @@ Group = Literal["protocol", "run"]
 #   path / file     a path (``file``: one that must exist)
 #   names           comma-separated names (a TOML list of strings or one "a,b" string); ``registry`` checks them
 #   seeds           integers >= 0
+#   ints            comma-separated integers >= 0 (a TOML integer or list of them), e.g. GPU indices
 #   weights         NAME=PATH pairs (a TOML table of name = "path")
 #   grid            ``key=v1,v2`` axes (a TOML ``[grid]`` table, handled by genbench.suite)
-Kind = Literal["int", "float", "str", "bool", "path", "file", "names", "seeds", "weights", "grid"]
+Kind = Literal["int", "float", "str", "bool", "path", "file", "names", "seeds", "ints", "weights", "grid"]
 METADATA = "genbench_option"
 MISSING: Any = dataclasses.MISSING
 
@@ -123,6 +124,8 @@ class Option:
             return "no such file"
         if self.kind == "seeds" and any(not 0 <= seed < SEED_LIMIT for seed in value):
             return "must be integers >= 0 and < 2**63"
+        if self.kind == "ints" and any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
+            return "must be integers >= 0"
         return None
 
     def check(self, value: Any) -> None:
@@ -134,6 +137,8 @@ class Option:
             value = next(seed for seed in value if not 0 <= seed < SEED_LIMIT)
         if problem:
             shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else value
+            if self.kind == "ints":
+                shown = ",".join(str(v) for v in value)
             raise GenbenchError(f"{self.flag} {shown}: {problem}")
 
     def from_toml(self, value: Any, where: str, names: NameLookup) -> Any:
@@ -192,6 +197,17 @@ def parse_weights(items: Iterable[str]) -> tuple[tuple[str, Path], ...]:
             raise GenbenchError(f"--backbone-weights {item!r}: expected NAME=PATH, e.g. inception=weights.pth")
         out.append((name.strip(), Path(path.strip())))
     return tuple(out)
+
+
+def parse_ints(flag: str, text: str) -> tuple[int, ...]:
+    """``0,1`` -> (0, 1): comma-separated integers >= 0 (an ``ints`` option on the command line)."""
+    try:
+        values = tuple(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
+    except ValueError:
+        values = ()
+    if not values or any(v < 0 for v in values):
+        raise GenbenchError(f"{flag} {text!r}: expected comma-separated integers >= 0, e.g. 0,1")
+    return values
 
 
 # -- suite files ----------------------------------------------------------------------------------
@@ -269,6 +285,13 @@ def _toml_seeds(opt: Option, value: Any, where: str, names: NameLookup) -> tuple
     return tuple(dict.fromkeys(items))
 
 
+def _toml_ints(opt: Option, value: Any, where: str, names: NameLookup) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items):
+        raise _type_error(where, opt.key, "an integer >= 0 or a list of them (e.g. [0, 1])", value)
+    return tuple(dict.fromkeys(items))
+
+
 def _toml_weights(opt: Option, value: Any, where: str, names: NameLookup) -> tuple[tuple[str, Path], ...]:
     if not isinstance(value, dict):
         raise _type_error(where, opt.key, 'a table of backbone = "path" (e.g. {inception = "pt_inception.pth"})', value)
@@ -292,11 +315,18 @@ _TOML: dict[Kind, Callable[[Option, Any, str, NameLookup], Any]] = {
     "file": _toml_file,
     "names": _toml_names,
     "seeds": _toml_seeds,
+    "ints": _toml_ints,
     "weights": _toml_weights,
     "grid": _toml_grid,
 }
 
-_KINDS = {"models": "model", "datasets": "dataset", "metrics": "metric", "backbones": "backbone"}
+_KINDS = {
+    "models": "model",
+    "datasets": "dataset",
+    "metrics": "metric",
+    "backbones": "backbone",
+    "executors": "executor",
+}
 
 
 def _known(where: str, key: str, table: str, given: Iterable[str], names: NameLookup) -> None:
@@ -316,6 +346,7 @@ _TOML_TYPE: dict[Kind, str] = {
     "file": "string (a file's path)",
     "names": 'list of strings, or "a,b"',
     "seeds": "integer >= 0 or list of them",
+    "ints": "integer >= 0 or list of them",
     "weights": 'table of backbone = "path"',
     "grid": "[grid] and [grid.<model>] tables of key = value or [values]",
 }

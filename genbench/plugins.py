@@ -34,6 +34,7 @@ from genbench.protocol import IDENTITY_COLUMNS, PROTOCOL_COLUMNS, TIMING_COLUMNS
 from genbench.reporting.figures.base import NAME as FIGURE_NAME
 from genbench.reporting.figures.base import RESERVED as RESERVED_FIGURES
 from genbench.reporting.figures.base import Figure
+from genbench.run.executors.base import EXECUTOR_OPTIONS, Executor
 
 ENTRY_POINT_GROUP = "genbench"
 BUILTIN = "built-in"
@@ -42,6 +43,7 @@ DEFAULT_PLUGINS = (
     "genbench.datasets.builtin",
     "genbench.metrics.builtin",
     "genbench.reporting.figures.builtin",
+    "genbench.run.executors.builtin",
 )
 # Hyper-parameter names that would collide with the other columns of results.csv.
 RESERVED_HYPER = IDENTITY_COLUMNS | PROTOCOL_COLUMNS | TIMING_COLUMNS
@@ -89,7 +91,7 @@ class Entry(Generic[T]):
 
 @dataclass
 class Registry:
-    """Models, datasets, metrics and figures from every plugin, plus the problems met loading them."""
+    """Models, datasets, metrics, figures and executors from every plugin, plus the problems met loading them."""
 
     pm: pluggy.PluginManager = field(default_factory=lambda: _new_manager())
     plugins: list[PluginInfo] = field(default_factory=list)
@@ -97,7 +99,13 @@ class Registry:
     datasets: dict[str, Entry[type[Dataset]]] = field(default_factory=dict)
     metrics: dict[str, Entry[type[Metric]]] = field(default_factory=dict)
     figures: dict[str, Entry[type[Figure]]] = field(default_factory=dict)
+    executors: dict[str, Entry[type[Executor]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Plugins added after load_registry() built this registry (a test's fake models, a notebook's
+    # plugin object): name -> (plugin, origin). Worker processes and Ray tasks build their own
+    # registry from the default plugins and entry points, then add these (genbench.run.executors).
+    added: dict[str, tuple[object, str]] = field(default_factory=dict)
+    loaded: bool = False  # set by load_registry once the default plugins and entry points are in
 
     # -- loading ---------------------------------------------------------------------------
     def add_plugin(self, name: str, load: Callable[[], object], origin: str, summary: str = "") -> bool:
@@ -127,6 +135,8 @@ class Registry:
         info = PluginInfo(name, origin, describe_plugin(plugin, summary))
         self.plugins.append(info)
         self._collect(plugin, info)
+        if self.loaded:
+            self.added[name] = (plugin, origin)
         return True
 
     def remove_plugin(self, name: str) -> None:
@@ -135,7 +145,8 @@ class Registry:
         if plugin is not None:
             self.pm.unregister(plugin)
         self.plugins = [p for p in self.plugins if p.name != name]
-        for table in (self.models, self.datasets, self.metrics, self.figures):
+        self.added.pop(name, None)
+        for table in (self.models, self.datasets, self.metrics, self.figures, self.executors):
             for key in [k for k, e in table.items() if e.plugin.name == name]:
                 del table[key]
 
@@ -145,6 +156,7 @@ class Registry:
             ("register_datasets", self.datasets, Dataset, "dataset"),
             ("register_metrics", self.metrics, Metric, "metric"),
             ("register_figures", self.figures, Figure, "figure"),
+            ("register_executors", self.executors, Executor, "executor"),
         ]
         for hook_name, table, base, kind in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -197,6 +209,9 @@ class Registry:
     def figure(self, name: str) -> type[Figure]:
         return _lookup(self.figures, "figure", name)
 
+    def executor(self, name: str) -> type[Executor]:
+        return _lookup(self.executors, "executor", name)
+
 
 def _defect(cls: type[Any]) -> str | None:
     """What makes a registered class unusable (checked once, so later code can trust it), or None."""
@@ -223,6 +238,8 @@ def _defect(cls: type[Any]) -> str | None:
             return f"uses reserved hyper-parameter name {clash[0]!r}"
         if not cls.capabilities <= set(Capability):
             return f"declares unknown capabilities; valid: {', '.join(c.value for c in Capability)}"
+    if issubclass(cls, Executor) and not cls.uses <= set(EXECUTOR_OPTIONS):
+        return f"uses unknown options {sorted(cls.uses - set(EXECUTOR_OPTIONS))}; valid: {', '.join(EXECUTOR_OPTIONS)}"
     if issubclass(cls, Dataset):
         shape = getattr(cls, "shape", None)
         if not (isinstance(shape, tuple) and shape and all(isinstance(s, int) and s > 0 for s in shape)):
@@ -296,6 +313,7 @@ def load_registry(
             continue
         seen[ep.name] = origin
         registry.add_plugin(ep.name, ep.load, origin, _summary(ep))
+    registry.loaded = True
     return registry
 
 

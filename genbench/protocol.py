@@ -153,6 +153,15 @@ class Protocol:
         nullable=True,
         default_text="ceil((epochs - 1) / 3): about 4 points",
     )
+    # The fast path (genbench.run.fastpath): opt-in, and recorded, since each can change the numbers.
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "training and sampling arithmetic through autocast: fp32, bf16 or fp16 (fp16 with loss scaling)",
+        "str",
+        "fp32",
+        choices=("fp32", "bf16", "fp16"),
+    )
+    compile: bool = option("torch.compile the model's networks (the first steps are slower: compiling)", "bool", False)
+    channels_last: bool = option("channels_last memory format for conv nets' weights and images", "bool", False)
 
     def weights_for(self, backbone: str) -> Path | None:
         """The weights file given for ``backbone``, if any."""
@@ -221,6 +230,38 @@ class RunRequest:
         nullable=True,
         default_text="no limit",
     )
+    # Where cells run (genbench.run.executors): the executor and its resources. Same numbers everywhere.
+    executor: str = option(
+        "how cells run: serial (one after the other), process (local worker processes), ray (Ray tasks), "
+        "or a plugin's (see genbench list executors)",
+        "str",
+        "serial",
+        registry="executors",
+    )
+    workers: int | None = option(
+        "cells at once (process, ray); each gets max(1, cores // workers) torch threads",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="the CPU cores (GPUs x cells per GPU with --gpus)",
+    )
+    gpus: tuple[int, ...] = option("process: GPUs to pack cells on, e.g. 0,1 (each worker sees one)", "ints", ())
+    cells_per_gpu: int | None = option(
+        "cells that share one GPU at once (process with --gpus; ray: a 1/K GPU share per cell)",
+        "int",
+        None,
+        minimum=1,
+        nullable=True,
+        default_text="1",
+    )
+    ray_address: str | None = option(
+        "ray: join this Ray cluster (host:port, ray://host:port or auto)",
+        "str",
+        None,
+        nullable=True,
+        default_text="$RAY_ADDRESS, else a local Ray instance",
+    )
 
 
 def run_options() -> tuple[Option, ...]:
@@ -231,7 +272,9 @@ def run_options() -> tuple[Option, ...]:
     return declared(RunRequest, "run") + declared(Protocol, "protocol")
 
 
-TRAINING_ONLY = ("epochs", "eval_every")  # protocol fields about training: genbench eval trains nothing
+# Protocol fields about training: genbench eval trains nothing. The fast path's fields (precision, compile,
+# channels_last) are how a model trains and samples in a cell; an evaluated generator runs as given, in float32.
+TRAINING_ONLY = ("epochs", "eval_every", "precision", "compile", "channels_last")
 
 
 def eval_options() -> tuple[Option, ...]:
@@ -256,6 +299,8 @@ class CellSpec:
     cell_timeout: float | None = None
     # Torch intra-op threads (None: genbench.threads chooses when the cell starts); not part of the protocol.
     threads: int | None = None
+    # Why ``threads`` is what it is, when an executor chose it for its workers (recorded; "": --threads)
+    threads_reason: str = ""
 
 
 @dataclass
@@ -361,6 +406,17 @@ class CellRecord:
         history = get("history", [])
         if not isinstance(history, list):
             raise ValueError("history: expected a list")
+        bounds = {}
+        for key, b in _mapping(get("metric_bounds", {}), "metric_bounds").items():
+            b = _mapping(b, f"metric_bounds.{key}")
+            low, high, integer = b.get("low"), b.get("high"), b.get("integer", False)
+            if not isinstance(integer, bool):
+                raise ValueError(f"metric_bounds.{key}.integer: expected true or false")
+            bounds[key] = {
+                "low": None if low is None else _number(low, f"metric_bounds.{key}.low"),
+                "high": None if high is None else _number(high, f"metric_bounds.{key}.high"),
+                "integer": integer,
+            }
         return cls(
             cell_id=_str(get("cell_id"), "cell_id"),
             model=_str(get("model"), "model"),
@@ -371,12 +427,17 @@ class CellRecord:
             error=None if error is None else _str(error, "error"),
             metrics={k: _number(v, f"metrics.{k}") for k, v in _mapping(get("metrics", {}), "metrics").items()},
             metric_better=better,
+            metric_bounds=bounds,
             metric_notes=_strings(get("metric_notes", {}), "metric_notes"),
             flags=[_str(f, "flags") for f in _list(get("flags", []), "flags")],
             extras=_mapping(get("extras", {}), "extras"),
             timings=timings,
             params={k: _int(v, f"params.{k}") for k, v in _mapping(get("params", {}), "params").items()},
             history=[{k: _number(v, f"history.{k}") for k, v in _mapping(h, "history").items()} for h in history],
+            step_history=[
+                {k: _number(v, f"step_history.{k}") for k, v in _mapping(h, "step_history").items()}
+                for h in _list(get("step_history", []), "step_history")
+            ],
             device=_str(get("device", "cpu"), "device"),
             environment=_strings(get("environment", {}), "environment"),
             protocol=_mapping(get("protocol", {}), "protocol"),

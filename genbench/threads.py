@@ -12,6 +12,9 @@ the comparison, see ``benchmarks/README.md``).
 So genbench chooses, for every cell (load changes during a grid):
 
 * ``--threads N`` when given (:class:`genbench.run.runner.RunRequest` ``threads``);
+* in a worker of a parallel executor (``--executor process`` or ``ray``), the share of
+  the cores the executor gave each worker (``max(1, cores // workers)``, see
+  :mod:`genbench.run.executors.resources`), so that workers x threads never exceed the cores;
 * else ``$OMP_NUM_THREADS`` when the user set it (torch honours it too);
 * else the cores this process may run on, shared among ``workers`` processes,
   less the cores that *other* processes kept busy since the last choice (read
@@ -148,11 +151,15 @@ def auto_threads(cores: int, busy: float, workers: int = 1) -> int:
     return max(1, min(share, free))
 
 
-def decide(requested: int | None, workers: int = 1) -> ThreadChoice:
-    """The thread count for the next cell, with the reason (see the module docstring for the policy)."""
+def decide(requested: int | None, workers: int = 1, reason: str = "") -> ThreadChoice:
+    """The thread count for the next cell, with the reason (see the module docstring for the policy).
+
+    ``reason`` says why ``requested`` was chosen when it did not come from ``--threads`` (a parallel
+    executor's share of the cores for each worker, :mod:`genbench.run.executors.resources`).
+    """
     check_threads(requested)
     if requested is not None:
-        return ThreadChoice(requested, f"--threads {requested}")
+        return ThreadChoice(requested, reason or f"--threads {requested}")
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) >= 1:
         return ThreadChoice(int(env), f"OMP_NUM_THREADS={int(env)}")

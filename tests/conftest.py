@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,61 @@ class NaNModel(TinyModel):
         out = dict(super().train_step(x, y))
         out["loss"] = out["loss"] * float("nan")
         return out
+
+
+class KillerModel(TinyModel):
+    """Its process dies in the middle of training, as one killed by the out-of-memory killer does."""
+
+    name = "killer"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return super().train_step(x, y)
+
+
+class SlowModel(TinyModel):
+    """A tiny model whose steps take a while: a cell lasts long enough to be killed in the middle."""
+
+    name = "slow"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        time.sleep(0.02)
+        return super().train_step(x, y)
+
+
+class ProbeModel(TinyModel):
+    """Logs what the fast path did to its step: autocast on (1) or off (0), channels-last weights and input.
+
+    Its decoder ends in two 3x3 convolutions (images only), so --channels-last has 4-D weights to
+    convert; it updates through GenerativeModel.update, so fp16 loss scaling applies.
+    """
+
+    name = "probe"
+    data_kinds = frozenset({"image"})
+
+    def __init__(self, hp: TinyHyper, data: genbench.DataInfo) -> None:
+        super().__init__(hp, data)
+        c = data.shape[0]
+        self.refine = nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.Conv2d(4, c, 3, padding=1))
+        self.opt = torch.optim.SGD(self.parameters(), lr=hp.lr)
+
+    def _images(self, n: int, device: torch.device) -> torch.Tensor:
+        out = self.decoder(torch.randn(n, self.hp.z_dim, device=device)).reshape(n, *self.data.shape)
+        return self.refine(out)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        fake = self._images(x.shape[0], x.device)
+        loss = (fake.float().mean(0) - x.mean(0)).pow(2).mean()
+        self.update(loss, self.opt)
+        return {
+            "loss": loss.detach(),
+            "autocast": torch.tensor(float(torch.is_autocast_enabled(x.device.type))),
+            "bf16": torch.tensor(float(fake.dtype == torch.bfloat16)),
+            "channels_last": torch.tensor(float(not self.refine[1].weight.is_contiguous())),  # (1, 4, 3, 3)
+        }
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self._images(n, self.device))
 
 
 class FakeModels:

@@ -20,7 +20,7 @@ from genbench.metrics.toy import Histogram2D, ModeCoverage, SampleDistance
 from genbench.protocol import CellRecord, Protocol
 from genbench.reporting.stats import clip_interval, summarize
 from genbench.reporting.table import comparison
-from genbench.results import records_frame
+from genbench.results import read_record, records_frame
 from genbench.run.runner import RunRequest, run_grid
 
 DIGITS = DataInfo("digits", (1, 8, 8), "image", 10)
@@ -110,6 +110,11 @@ def test_bounds_travel_from_the_run_to_the_table(tmp_path: Path, cache_dir: Path
     (folder, _) = sorted((tmp_path / "cells").glob("gan_*"))  # seeds 0 and 1; ids carry a hyper-parameter digest
     record = json.loads((folder / "record.json").read_text())
     assert record["metric_bounds"]["high_quality"] == {"low": 0.0, "high": 1.0, "integer": False}
+    run_grid(RunRequest(("gan",), protocol, tmp_path, seeds=(0, 1), resume=True))  # every cell reused
+    assert json.loads((tmp_path / "run.json").read_text())["metric_bounds"] == bounds  # read back from the records
+    reused = read_record(folder)
+    assert reused is not None and reused.metric_bounds == record["metric_bounds"]
+    assert reused.step_history == record["step_history"] != []  # the loss curve's finer points too
 
 
 def test_the_table_clips_each_metric_to_its_manifest_bounds() -> None:

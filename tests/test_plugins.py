@@ -184,7 +184,13 @@ def test_reserved_hyper_parameter_names_are_rejected() -> None:
 
 def test_every_hook_has_a_docstring_and_a_test() -> None:
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
-    assert sorted(hooks) == ["register_datasets", "register_figures", "register_metrics", "register_models"]
+    assert sorted(hooks) == [
+        "register_datasets",
+        "register_executors",
+        "register_figures",
+        "register_metrics",
+        "register_models",
+    ]
     tests = Path(__file__).parent.glob("test_*.py")
     source = "\n".join(p.read_text() for p in tests)
     for name in hooks:

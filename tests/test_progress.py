@@ -82,15 +82,15 @@ def test_in_a_terminal_every_cell_gets_its_own_clock_and_the_losses_never_squeez
         reporter(CellStarted(0, 2, a))
         clock.now = 30.0
         reporter(CellProgress(a.cell_id, "epoch", (2, 2, {f"loss_{i}": 0.1234 * i for i in range(20)})))
-        assert reporter.cell().finished  # the first cell's bar is full: Rich stops its clock here
+        assert reporter.bar(a.cell_id).finished  # the first cell's bar is full: Rich stops its clock here
         reporter(CellFinished(0, 2, record(a.cell_id)))
         clock.now = 40.0
         reporter(CellStarted(1, 2, b))
         clock.now = 43.0
-        cell = reporter.cell()
+        cell = reporter.bar(b.cell_id)
         assert cell.elapsed == pytest.approx(3.0) and not cell.finished  # not frozen at the first cell's 30 s
         reporter(CellProgress(b.cell_id, "step", (1, 4, 25, 100)))
-        assert reporter.cell().completed == pytest.approx(0.25) and reporter.cell().total == 4
+        assert reporter.bar(b.cell_id).completed == pytest.approx(0.25) and reporter.bar(b.cell_id).total == 4
         reporter(CellProgress(b.cell_id, "epoch", (1, 4, {f"loss_{i}": 0.1234 * i for i in range(20)})))
         assert "ETA 30s" in str(next(t for t in reporter.progress.tasks if t.id == reporter.grid_task).fields)
         screen = Console(file=io.StringIO(), width=80, color_system=None)

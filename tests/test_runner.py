@@ -102,7 +102,7 @@ def test_failing_and_diverging_cells_are_recorded_and_the_grid_goes_on(
 def test_interrupt_keeps_finished_cells_and_resume_reuses_them(
     tmp_path: Path, cache_dir: Path, tiny_models: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import genbench.run.runner as runner_mod
+    import genbench.run.cell as runner_mod  # the serial executor calls run_cell from here, when a cell runs
 
     real_run_cell = runner_mod.run_cell
     calls: list[str] = []

@@ -204,9 +204,7 @@ class AdversarialModel(GenerativeModel):
             with torch.set_grad_enabled(last):  # the last D update's fakes feed G's first update
                 fake = self.generate(self.noise(n), y)
             loss_d, logs = self.d_objective(real, fake.detach(), y)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            self.update(loss_d, self.opt_d)
             loss_d_sum = loss_d_sum + logs.pop("loss_d", loss_d).detach()
 
         loss_g_sum = torch.zeros((), device=x.device)
@@ -214,9 +212,7 @@ class AdversarialModel(GenerativeModel):
             if j > 0:
                 fake = self.generate(self.noise(n), y)
             loss_g = self.g_objective(self.score(fake, y))
-            self.opt_g.zero_grad(set_to_none=True)  # D's stray gradients are cleared by its next zero_grad
-            loss_g.backward()
-            self.opt_g.step()
+            self.update(loss_g, self.opt_g)  # D's stray gradients are cleared by its next zero_grad
             loss_g_sum = loss_g_sum + loss_g.detach()
 
         # means over the updates of this step; 0-dim tensors read once per epoch by the harness

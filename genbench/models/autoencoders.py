@@ -54,9 +54,7 @@ class AutoEncoder(GenerativeModel):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         z = self.encoder(flat(x))
         loss = F.mse_loss(decoded(self.decoder(z), self.data), x)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.update(loss, self.opt)
         with torch.no_grad():
             zd = z.detach()
             self.code_mean.lerp_(zd.mean(0), 0.01)
@@ -132,9 +130,7 @@ class VAE(GaussianLatent):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         nll, kl, _ = self._terms(x)
         loss = (nll + kl).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.update(loss, self.opt)
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

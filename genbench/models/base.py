@@ -64,10 +64,34 @@ class GenerativeModel(nn.Module, abc.ABC):
     # history (no, once an epoch's loss_d was negative).
     d_wins_flag: ClassVar[bool | None] = None
 
+    # Set by the harness under --precision fp16 (genbench.run.fastpath); used by update().
+    grad_scaler: torch.amp.GradScaler | None = None
+    scaled_updates: int = 0  # updates made through the scaler (a model that never uses update() is flagged)
+
     def __init__(self, hp: BaseHyper, data: DataInfo) -> None:
         super().__init__()
         self.hp = hp
         self.data = data
+
+    def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser update: zero ``optimizer``'s gradients, backpropagate ``loss``, step.
+
+        The same as ``optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()``,
+        except under ``--precision fp16``, where the harness sets :attr:`grad_scaler` and the
+        update is loss-scaled (scale, step if the gradients are finite, adjust the scale), which
+        fp16 needs to keep small gradients from flushing to zero. Models that call
+        ``loss.backward()`` themselves train the same in fp32 and bf16.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        scaler = self.grad_scaler
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        self.scaled_updates += 1
 
     @abc.abstractmethod
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:

@@ -131,9 +131,7 @@ class ConvVAE(GaussianLatent):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         nll, kl = self._terms(x)
         loss = (nll + self.hp.beta * kl).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.update(loss, self.opt)
         return {"loss": loss.detach(), "recon": nll.mean().detach(), "kl": kl.mean().detach()}
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

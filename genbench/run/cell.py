@@ -58,6 +58,7 @@ from genbench.run.calibrate import WORKLOAD as CALIBRATION_WORKLOAD
 from genbench.run.calibrate import calibrate
 from genbench.run.contract import ContractError, check_batch, check_values
 from genbench.run.data import load_data
+from genbench.run.fastpath import autocast, fast_path_flags, prepare_model, prepare_split
 from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
@@ -234,7 +235,7 @@ def _run_phases(
 ) -> None:
     """The body of :func:`run_cell`: fills ``record`` as it goes, raises on failure or divergence."""
     protocol = spec.protocol
-    threads = decide(spec.threads)  # per cell: the machine's load changes during a grid
+    threads = decide(spec.threads, reason=spec.threads_reason)  # per cell: the machine's load changes during a grid
     apply_threads(threads.threads)
     registry = get_registry()
     cls = registry.model(spec.model)
@@ -248,13 +249,15 @@ def _run_phases(
     seed_everything(spec.seed)
     model = cls(hyper, data.info).to(device)
     record.params = model.parameter_counts()
+    prepare_model(model, protocol, device)  # --channels-last, fp16 loss scaling, --compile
+    amp = autocast(protocol, device)  # --precision: train_step and sample run in it
 
     epochs = hyper.epochs
     # figures and the quality curve: fed between epochs on forked random streams, off the train clock
-    watch = Watch(model, data, device, spec.seed, epochs, protocol, record, spec.out_dir, guard)
+    watch = Watch(model, data, device, spec.seed, epochs, protocol, record, spec.out_dir, guard, amp)
     guard.enter("train", f"epoch 1/{epochs}")
     notify(spec.cell_id, "phase", "train")
-    train_split = _on_device(data.split("train"), device)
+    train_split = prepare_split(_on_device(data.split("train"), device), protocol)  # resident on the device
 
     def on_epoch(epoch: int, means: dict[str, float]) -> None:
         guard.detail = f"epoch {min(epoch + 1, epochs)}/{epochs}"
@@ -267,7 +270,9 @@ def _run_phases(
     with timed(device, watch.elapsed) as t:
         record.timings["train"] = t  # filled in on exit, also when training diverges or fails
         try:
-            train(model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step)
+            train(
+                model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step, amp
+            )
         except Exception:
             watch.finish(complete=False)  # what the epochs that finished show (samples over training)
             raise
@@ -279,7 +284,7 @@ def _run_phases(
     seed_everything(spec.seed + SAMPLING_SEED_OFFSET)  # sampling noise independent of the training stream
     n = protocol.eval_samples
     labels = conditional_labels(cls, data.info, n)
-    with timed(device) as t:
+    with timed(device) as t, amp():
         samples = draw_samples(model, n, labels, data.info, guard.check)
         t.items = n
     record.timings["sample"] = t
@@ -303,7 +308,7 @@ def _run_phases(
     notify(spec.cell_id, "phase", "figures")
     watch.finish(complete=True, evaluated=ctx)  # the curve's last point reuses the evaluation's samples
     history_flags = training_flags(record.history, record.hyper, cls.d_wins_flag)
-    record.flags = history_flags + evaluation_flags(record.metrics) + record.flags
+    record.flags = history_flags + evaluation_flags(record.metrics) + fast_path_flags(model, protocol) + record.flags
 
 
 def evaluate(

@@ -14,14 +14,13 @@ attempt (:func:`genbench.folder.intact`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from typing import Protocol as TypingProtocol
 
 from genbench.checks import (
     check_backbone_options,
@@ -42,54 +41,45 @@ from genbench.plugins import get_registry
 from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
-from genbench.run.cell import environment, run_cell
+from genbench.run.cell import environment
 from genbench.run.data import load_data
 from genbench.run.evaluate import evaluated_records
+from genbench.run.events import (
+    CellFinished,
+    CellProgress,
+    CellStarted,
+    Event,
+    EventCallback,
+    Planned,
+    Preparing,
+)
+from genbench.run.executors.base import CellResult, Executor
+from genbench.run.executors.remote import failed_cell, land
+from genbench.run.executors.serial import SerialExecutor, run_reported
+from genbench.run.fastpath import check_fast_path
 from genbench.run.grid import parse_axis, plan_cells
 from genbench.run.timing import resolve_device
 from genbench.threads import apply_threads, choose_threads
 
 ALL_METRICS = "all"  # every registered metric; the ones that do not apply to a model are noted, not run
 
-
-# -- events ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Planned:
-    cells: tuple[CellSpec, ...]
-    to_run: int  # cells that will run (the others are reused with --resume)
-
-
-@dataclass(frozen=True)
-class Preparing:
-    what: str
-    done: int | None = None  # how far a long step is (genbench.progress.report), when it says
-    total: int | None = None
-
-
-@dataclass(frozen=True)
-class CellStarted:
-    index: int  # position among the cells that run
-    total: int
-    spec: CellSpec
-
-
-@dataclass(frozen=True)
-class CellProgress:
-    cell_id: str
-    kind: str  # "phase", "epoch", "step" or "work"
-    # phase name; (epoch, epochs, {loss: mean}); (epoch, epochs, steps done, steps per epoch); (what, done, total)
-    detail: Any
-
-
-@dataclass(frozen=True)
-class CellFinished:
-    index: int
-    total: int
-    record: CellRecord
-
-
-Event = Planned | Preparing | CellStarted | CellProgress | CellFinished
-EventCallback = Callable[[Event], None]
+# Events and executors live in their own modules; the names stay importable from here.
+__all__ = [
+    "CellFinished",
+    "CellProgress",
+    "CellStarted",
+    "Event",
+    "EventCallback",
+    "Executor",
+    "Planned",
+    "Preparing",
+    "RunRequest",
+    "RunResult",
+    "SerialExecutor",
+    "run_grid",
+    "run_reported",
+    "validate",
+]
 
 
 @dataclass
@@ -98,37 +88,6 @@ class RunResult:
     records: list[CellRecord] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
     saved: int = 0  # records written to results.csv so far (what a stopped run keeps)
-
-
-class Executor(TypingProtocol):
-    """Runs cell specs and yields their records in order. Cells share nothing, so an
-    executor may run them in processes or on other machines.
-
-    :func:`run_grid` holds the run folder's lock while the executor runs; a cell writes
-    only under its own ``cells/<id>`` and takes no lock of its own. A driver of its own
-    can do the same with ``with RunFolder(out_dir) as folder:`` (:mod:`genbench.folder`).
-    """
-
-    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]: ...
-
-
-class SerialExecutor:
-    """Runs cells one after the other in this process (the default)."""
-
-    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellRecord]:
-        for i, spec in enumerate(specs):
-            on_event(CellStarted(i, len(specs), spec))
-            yield run_reported(spec, on_event)
-
-
-def run_reported(spec: CellSpec, on_event: EventCallback) -> CellRecord:
-    """``run_cell`` with its progress as events: phases, epochs, steps, and long work inside (features...)."""
-
-    def work(what: str, done: int, total: int | None) -> None:
-        on_event(CellProgress(spec.cell_id, "work", (what, done, total)))
-
-    with reporting(work):
-        return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
 
 
 def validate(request: RunRequest) -> list[CellSpec]:
@@ -169,6 +128,8 @@ def validate(request: RunRequest) -> list[CellSpec]:
     check_sizes(p)
     check_reference_stats(p, info)
     device = resolve_device(p.device)
+    check_fast_path(p, device)  # --precision supported by the device, --compile has what it needs
+    registry.executor(request.executor).check(request)  # workers, GPUs, Ray: before any work
     check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
@@ -223,6 +184,11 @@ def run_grid(
 ) -> RunResult:
     """Run every cell of ``request``; return all records (also written under ``out_dir``).
 
+    The cells run on ``executor``, else on the one ``request.executor`` names (an instance of
+    :class:`genbench.run.executors.Executor`; any object with its ``run`` method will do). It is
+    started (``with executor:``) before the dataset is loaded, so a pool or cluster that cannot
+    start stops the run before any training; when ``resume`` reuses every cell it is not started.
+
     Raises GenbenchError before any work for bad input, for a folder that another run
     holds, and for a folder that holds results when ``request.resume`` is False. A full
     disk (ENOSPC, or EDQUOT: a quota) stops the grid with :class:`~genbench.errors.DiskFull`
@@ -230,13 +196,16 @@ def run_grid(
     """
     emit: EventCallback = on_event or (lambda _e: None)
     cells = validate(request)
-    with RunFolder(request.out_dir) as folder:
+    runner = executor if executor is not None else get_registry().executor(request.executor)(request)
+    with RunFolder(request.out_dir) as folder, contextlib.ExitStack() as started:
         if not request.resume:
             folder.require_fresh()
         folder.check_cells(cells)
+        if request.resume:
+            folder.remove_leftovers(cells)  # temporary files of a run that was killed while writing
         result = RunResult(request.out_dir)
         try:
-            _run(request, cells, emit, executor or SerialExecutor(), result)
+            _run(request, cells, emit, runner, started, result)
         except DiskFull as exc:
             raise DiskFull(exc.folder, _kept(result)) from None
         except Exception as exc:
@@ -259,10 +228,19 @@ def _kept(result: RunResult) -> str:
     return f"{kept}; free some space and rerun the same command with --resume"
 
 
-def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner: Executor, result: RunResult) -> None:
+def _run(
+    request: RunRequest,
+    cells: list[CellSpec],
+    emit: EventCallback,
+    runner: Executor,
+    started: contextlib.ExitStack,
+    result: RunResult,
+) -> None:
     reused = {c.cell_id: r for c in cells if request.resume and (r := _reusable(c, request.out_dir)) is not None}
     todo = [c for c in cells if c.cell_id not in reused]
     emit(Planned(tuple(cells), len(todo)))
+    if todo and hasattr(runner, "__enter__"):
+        started.enter_context(runner)  # workers start (or Ray connects) while the data loads
     p = request.protocol
     registry = get_registry()
 
@@ -298,9 +276,8 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
         "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
         "cells": len(cells),
         "cell_timeout": request.cell_timeout,
+        "executor": {"name": getattr(runner, "name", type(runner).__name__), "workers": request.workers},
     }
-    atomic_write_json(out / RUN_JSON, result.manifest)
-
     position = {c.cell_id: i for i, c in enumerate(cells)}
     # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.evaluate).
     for i, old in enumerate(evaluated_records(out, set(position)) if request.resume else []):
@@ -311,7 +288,16 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
         result.records.append(old)
         result.manifest["metric_better"].update(old.metric_better)
         result.manifest["metric_bounds"].update(old.metric_bounds)
-    for index, record in enumerate(runner.run(todo, emit)):
+    atomic_write_json(out / RUN_JSON, result.manifest)  # with the reused cells' directions and ranges
+    waiting = {c.cell_id: c for c in todo}
+    name = getattr(runner, "name", type(runner).__name__)
+
+    def finish(index: int, outcome: CellResult) -> None:
+        cell_id = outcome.cell_id if isinstance(outcome, CellRecord) else outcome.record.cell_id
+        spec = waiting.pop(cell_id, None)
+        if spec is None:
+            raise GenbenchError(f"executor {name!r} returned cell {cell_id!r}, which it was not given or gave twice")
+        record = land(outcome, spec)  # a worker's files and record, written here (the one writer)
         result.records.append(record)
         result.records.sort(key=lambda r: position[r.cell_id])  # grid order, reused cells included
         result.manifest["metric_better"].update(record.metric_better)
@@ -320,6 +306,11 @@ def _run(request: RunRequest, cells: list[CellSpec], emit: EventCallback, runner
         result.saved = len(result.records)
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
+
+    for index, outcome in enumerate(runner.run(todo, emit)):
+        finish(index, outcome)
+    for spec in list(waiting.values()):  # an executor that ended without a result for every cell
+        finish(len(todo) - len(waiting), failed_cell(spec, f"executor {name!r} returned no result"))
     if not todo:
         write_results(out, result.records)
         result.saved = len(result.records)

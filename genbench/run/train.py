@@ -14,11 +14,14 @@ got, at most every ``STEP_REPORT_S`` seconds (a clock read per step, no sync).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,6 +101,7 @@ def train(
     result: TrainResult | None = None,
     check: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
+    autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` on ``data`` (already on the model's device).
 
@@ -107,6 +111,7 @@ def train(
     cell's time limit). After every epoch training stops with :class:`Diverged`
     when a logged mean breaks :func:`genbench.run.health.loss_problem` or a weight is
     no longer finite; an epoch whose means are finite is kept in the history.
+    Each step runs inside ``autocast()`` (``--precision``, :mod:`genbench.run.fastpath`).
     """
     result = result if result is not None else TrainResult()
     g = torch.Generator().manual_seed(seed)  # the batch order depends on the seed only
@@ -123,7 +128,8 @@ def train(
                 check()
             idx = perm[i * bs : (i + 1) * bs]
             y = data.y[idx] if data.y is not None else None
-            logs.append(dict(model.train_step(data.x[idx], y)))
+            with autocast():
+                logs.append(dict(model.train_step(data.x[idx], y)))
             if on_step is not None and time.monotonic() >= next_report:
                 on_step(epoch, i + 1, steps)
                 next_report = time.monotonic() + STEP_REPORT_S

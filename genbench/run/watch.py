@@ -22,7 +22,8 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,15 @@ class QualityProbe:
     ``--eval-samples``: read the curve's shape, compare its points with each other.
     """
 
-    def __init__(self, ctx: FigureContext, protocol: Protocol, record: CellRecord) -> None:
+    def __init__(
+        self,
+        ctx: FigureContext,
+        protocol: Protocol,
+        record: CellRecord,
+        autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> None:
         self.ctx, self.record = ctx, record
+        self.autocast = autocast  # --precision: the curve's samples are drawn as the evaluation's are
         self.due = set(quality_epochs(protocol.eval_every, ctx.epochs))
         registry = get_registry()
         model_cls, info = type(ctx.model), ctx.data
@@ -167,7 +175,9 @@ class QualityProbe:
         """:data:`CURVE_SAMPLES` samples of the model as it is, held to the sample contract."""
         ctx = self.ctx
         labels = ctx.labels(self.n)
-        samples = check_batch(ctx.model.sample(self.n, labels), self.n, ctx.data, conditional=labels is not None)
+        with self.autocast():
+            drawn = ctx.model.sample(self.n, labels)
+        samples = check_batch(drawn, self.n, ctx.data, conditional=labels is not None)
         samples = samples.float().cpu()
         check_values(samples, ctx.data)
         return EvalContext(
@@ -205,6 +215,7 @@ class Watch:
         record: CellRecord,
         out_dir: Path,
         guard: CellGuard | None = None,
+        autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.record, self.out_dir, self.guard = record, out_dir, guard
         record.quality = []
@@ -223,7 +234,7 @@ class Watch:
             else:
                 self.figures.append(figure)
         self.applied = len(self.figures)
-        self.quality = QualityProbe(self.ctx, protocol, record)
+        self.quality = QualityProbe(self.ctx, protocol, record, autocast)  # figures draw in fp32 (plugin code)
 
     def elapsed(self) -> float:
         """Seconds spent on figures and the quality curve so far (kept out of the train phase's clock)."""

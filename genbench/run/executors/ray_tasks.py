@@ -1,0 +1,242 @@
+"""The ``ray`` executor: each cell is a Ray task, on a local Ray instance or an existing cluster.
+
+Ray core tasks, not Ray Tune trials: a cell is one function call with no intermediate
+checkpoints to report and no search to steer, and genbench already owns resume, results
+and the table; a task keeps the grid a plain map with ``ray.wait`` streaming results back.
+
+* **Where.** ``--ray-address`` (or ``$RAY_ADDRESS``) joins an existing cluster
+  (``host:port``, ``ray://host:10001`` or ``auto``); genbench first checks that something
+  answers there (5 s), so an unreachable address is one line before any work. Without an
+  address genbench starts a local Ray instance (no dashboard) and shuts it down at the
+  end; a Ray session already started in this process (``ray.init()``) is used as it is.
+* **Resources** (logical, as Ray counts them). A CPU cell asks for ``num_cpus`` = its torch
+  threads (``--threads`` when given and it fits, else ``max(1, cores // workers)`` on a
+  local instance and 1 on a cluster; recorded with the reason). When the
+  cells run on GPUs (``--device`` not ``cpu`` and the cluster has GPUs) each also asks for
+  ``num_gpus = 1 / --cells-per-gpu``: K cells share a GPU. A share does not cap memory.
+  ``--workers`` (optional) caps the cells in flight; a local instance gets the cores here.
+* **Files.** A task runs its cell in a private temporary folder on its node and returns
+  the record and the files' bytes (:func:`genbench.run.executors.remote.run_packed`); the
+  driver writes them under ``--out``. Nodes need no shared filesystem for results; each
+  node reads the dataset and fills its own ``--cache-dir`` (the record's backbone weights
+  hash shows which backbone scored it).
+* **Progress.** Tasks send their start, phase and epoch events through a Ray queue actor;
+  the driver forwards them to the progress bars.
+* **Failures.** ``max_retries=0``: a task whose worker dies (killed, out of memory) fails
+  its cell with Ray's reason (``WorkerCrashedError: ...``) and the grid goes on;
+  ``--resume`` runs it again. (A task killed outright leaves its ``genbench-cell-*``
+  temporary folder on its node.)
+* **Plugins.** Workers import genbench and plugins as installed packages; plugins added to
+  the driver's registry in-process are sent along with the tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from genbench.errors import GenbenchError
+from genbench.protocol import CellSpec, RunRequest
+from genbench.run.events import CellProgress, CellStarted, EventCallback
+from genbench.run.executors.base import CellResult, Executor, refuse_unused
+from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
+from genbench.run.executors.resources import check_cpu_workers, cpu_cores, plan_threads
+
+INSTALL = "pip install 'genbench[ray]'"
+CONNECT_SECONDS = 5.0
+POLL_SECONDS = 0.2  # how often the driver looks for progress events while cells run
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line GenbenchError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise GenbenchError(f"--executor ray: Ray is not installed; install it with {INSTALL}") from None
+    return ray
+
+
+def ray_address(request: RunRequest) -> tuple[str | None, str]:
+    """The cluster to join (``--ray-address``, else ``$RAY_ADDRESS``; None: start a local one) and its name."""
+    if request.ray_address:
+        return request.ray_address, "--ray-address"
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    return (env or None), "RAY_ADDRESS"
+
+
+def check_reachable(address: str, where: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Something accepts a TCP connection at ``host:port`` within ``timeout`` seconds (``auto``/``local``: skipped)."""
+    if address in ("auto", "local"):
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise GenbenchError(f"{where} {address!r}: expected host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise GenbenchError(
+            f"{where} {address}: no Ray cluster answers there ({reason}); check the address, "
+            "or leave it out to start a local Ray"
+        ) from None
+
+
+def ray_cell(spec: CellSpec, plugins: list[ShippedPlugin], events: Any, threads: int) -> CellResult:
+    """One cell as a Ray task: run it in a private folder and return its record and files."""
+    import torch
+
+    torch.set_num_threads(threads)
+    install_plugins(plugins)
+
+    def send(kind: str, cell_id: str, detail: Any) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; it never fails a cell
+            events.put((kind, cell_id, detail))
+
+    send("start", spec.cell_id, None)
+    return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail))
+
+
+def ray_failure(exc: BaseException) -> str:
+    """One line for a task that brought no result back (``WorkerCrashedError: ...``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"Ray task failed: {type(exc).__name__}" + (f": {lines[0][:300]}" if lines else "")
+
+
+class RayExecutor(Executor):
+    """Cells as Ray tasks (see the module docstring)."""
+
+    name = "ray"
+    description = "each cell a Ray task: a local Ray instance, or a cluster (--ray-address / RAY_ADDRESS)"
+    uses = frozenset({"workers", "cells_per_gpu", "ray_address"})
+
+    def __init__(self, request: RunRequest) -> None:
+        super().__init__(request)
+        self._ray: Any = None
+        self._started = False  # whether this executor started the Ray session (and so shuts it down)
+        self._pending: dict[Any, CellSpec] = {}
+        self._resources = (1.0, 0.0, 1)  # (num_cpus, num_gpus, torch threads) of a cell's task
+        self._reason = ""  # why those threads (recorded in each cell's environment)
+
+    @classmethod
+    def check(cls, request: RunRequest) -> None:
+        refuse_unused(cls, request)
+        import_ray()
+        address, where = ray_address(request)
+        if address is None:
+            if request.workers is not None:
+                check_cpu_workers(request.workers)
+            plan_threads(request.threads, request.workers or cpu_cores(), "ray")
+        if address is not None:
+            check_reachable(address, where)
+
+    def __enter__(self) -> RayExecutor:
+        ray = self._ray = import_ray()
+        if not ray.is_initialized():
+            self._start(ray)
+        try:
+            self._resources = self._task_resources()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self, ray: Any) -> None:
+        address, where = ray_address(self.request)
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        if address is None:
+            options["num_cpus"] = cpu_cores()  # --workers caps the tasks in flight, each asks for its threads
+        try:
+            ray.init(address=address, **options)
+        except Exception as exc:
+            raise GenbenchError(
+                f"{where if address else '--executor ray'}: cannot start or join Ray: {ray_failure(exc)}"
+            ) from None
+        self._started = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        ray, pending, self._pending = self._ray, self._pending, {}
+        if ray is None:
+            return
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        if self._started:
+            self._started = False
+            ray.shutdown()
+
+    def _task_resources(self) -> tuple[float, float, int]:
+        """(num_cpus, num_gpus, torch threads) of one cell's task; a GPU device the cluster lacks is an error."""
+        ray = self._ray
+        available = ray.cluster_resources()
+        local = ray_address(self.request)[0] is None
+        if local:
+            threads, self._reason = plan_threads(self.request.threads, self.request.workers or cpu_cores(), "ray")
+        else:
+            threads = self.request.threads or 1
+            self._reason = f"--threads {threads}" if self.request.threads else "ray: 1 CPU per task on a cluster"
+        fit = max(1, min(threads, int(available.get("CPU", 1))))  # a task must fit the session's CPUs
+        if fit < threads:
+            threads, self._reason = fit, f"ray: {fit} CPUs in the Ray session"
+        gpus = 0.0
+        if self.request.protocol.device != "cpu" and available.get("GPU", 0) > 0:
+            gpus = 1.0 / (self.request.cells_per_gpu or 1)
+        elif self.request.protocol.device.startswith("cuda"):
+            raise GenbenchError(f"--device {self.request.protocol.device}: the Ray cluster has no GPU")
+        return float(threads), gpus, threads
+
+    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[CellResult]:
+        ray = self._ray
+        if ray is None:
+            raise RuntimeError("RayExecutor.run outside its `with` block")
+        from ray.util.queue import Queue
+
+        cpus, gpus, threads = self._resources
+        task = ray.remote(ray_cell).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+        events = Queue(actor_options={"num_cpus": 0})
+        plugins = ray.put(shipped_plugins())
+        by_id = {s.cell_id: s for s in specs}
+        todo = deque(specs)
+        limit = self.request.workers or len(specs)
+        started: set[str] = set()
+
+        def forward() -> None:
+            size = events.size()
+            for kind, cell_id, detail in events.get_nowait_batch(size) if size else []:
+                if kind == "start" and cell_id in by_id and cell_id not in started:
+                    on_event(CellStarted(len(started), len(specs), by_id[cell_id]))
+                    started.add(cell_id)
+                elif kind in ("phase", "epoch", "step", "work"):
+                    on_event(CellProgress(cell_id, kind, detail))
+
+        try:
+            while todo or self._pending:
+                while todo and len(self._pending) < limit:
+                    spec = todo.popleft()
+                    sent = dataclasses.replace(spec, threads=threads, threads_reason=self._reason)
+                    self._pending[task.remote(sent, plugins, events, threads)] = spec
+                done, _ = ray.wait(list(self._pending), num_returns=1, timeout=POLL_SECONDS)
+                forward()
+                for ref in done:
+                    spec = self._pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as exc:  # the task's worker died, or Ray lost it
+                        result = failed_cell(spec, ray_failure(exc))
+                    forward()
+                    yield result
+        finally:
+            with contextlib.suppress(Exception):
+                ray.kill(events.actor)

@@ -1,0 +1,561 @@
+"""Executors: one interface and one plugin road; the same numbers on every executor; dead workers;
+the driver as the one writer; kill -9 of the driver and --resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import genbench
+from genbench.cli import main
+from genbench.errors import GenbenchError
+from genbench.folder import RunFolder, intact
+from genbench.protocol import CellRecord, CellSpec, Protocol
+from genbench.results import read_record
+from genbench.run.events import CellFinished, CellProgress, CellStarted, EventCallback
+from genbench.run.executors import Executor, PackedCell, resources
+from genbench.run.executors.process import plan_workers
+from genbench.run.executors.remote import failed_cell, land, run_packed
+from genbench.run.runner import RunRequest, run_grid
+
+from .conftest import FakeModels, KillerModel, TinyModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_request(out: Path, cache: Path, models: tuple[str, ...] = ("tiny",), **kw: Any) -> RunRequest:
+    """Cells that are deterministic on the CPU (GPU kernels need not be): the same numbers on every executor."""
+    protocol = Protocol("digits", ("fid",), eval_samples=100, epochs=2, cache_dir=cache, device="cpu")
+    return RunRequest(models, protocol, out, kw.pop("grid", ("z_dim=2,3",)), **kw)
+
+
+def saved(out: Path, record: CellRecord) -> bool:
+    """Whether ``record`` is what its cell folder's record.json holds (compared as JSON)."""
+    on_disk = read_record(out / "cells" / record.cell_id)
+    return on_disk is not None and on_disk.to_json() == json.loads(json.dumps(record.to_json(), default=str))
+
+
+def metrics(records: Sequence[CellRecord]) -> list[tuple[str, str, dict[str, float], list[dict[str, float]]]]:
+    return [(r.cell_id, r.status, r.metrics, r.history) for r in records]
+
+
+# -- one road for executors ----------------------------------------------------------------------------
+class ReverseExecutor(Executor):
+    """A third-party executor: runs the cells last to first, each in a private folder (packed)."""
+
+    name = "reverse"
+    description = "test executor"
+
+    locked_while_running: bool | None = None
+
+    def run(self, specs: Sequence[CellSpec], on_event: EventCallback) -> Iterator[PackedCell]:
+        try:  # the driver holds the results folder's lock while any executor runs
+            RunFolder(self.request.out_dir).acquire()
+            ReverseExecutor.locked_while_running = False
+        except GenbenchError:
+            ReverseExecutor.locked_while_running = True
+        for i, spec in enumerate(reversed(specs)):
+            on_event(CellStarted(i, len(specs), spec))
+            yield run_packed(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
+
+
+class FakeExecutors:
+    @genbench.hookimpl
+    def register_executors(self, register: Callable[[type[Any]], None]) -> None:
+        register(ReverseExecutor)
+
+
+def test_built_in_executors_are_listed_with_their_origin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "executors", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["executors"]}
+    assert set(rows) >= {"serial", "process", "ray"}
+    assert {rows[n]["origin"] for n in ("serial", "process", "ray")} == {"built-in"}
+    assert rows["process"]["options"] == ["cells_per_gpu", "gpus", "workers"]
+
+
+def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None]
+) -> None:
+    use_plugin(FakeExecutors(), "test-executors")
+    req = tiny_request(tmp_path, cache_dir, grid=("z_dim=2,3,4",), executor="reverse")
+    events: list[object] = []
+    result = run_grid(req, events.append)
+    finished = [e.record.hyper["z_dim"] for e in events if isinstance(e, CellFinished)]
+    assert finished == [4, 3, 2]  # they came back last to first...
+    assert [r.hyper["z_dim"] for r in result.records] == [2, 3, 4]  # ...and are written in grid order
+    assert list(pd.read_csv(tmp_path / "results.csv")["z_dim"]) == [2, 3, 4]
+    for record in result.records:  # the files the workers packed were written by the driver, intact
+        assert record.status == "ok" and intact(tmp_path, record)
+        assert saved(tmp_path, record)
+    assert json.loads((tmp_path / "run.json").read_text())["executor"]["name"] == "reverse"
+    assert ReverseExecutor.locked_while_running is True
+
+    class Unstartable(ReverseExecutor):
+        def __enter__(self) -> Unstartable:
+            raise AssertionError("started although every cell is reused")
+
+    again = run_grid(dataclasses.replace(req, resume=True), executor=Unstartable(req))  # nothing to run: not started
+    assert metrics(again.records) == metrics(result.records)
+
+
+def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from genbench.console import ProgressReporter
+    from genbench.run.events import Planned
+
+    a, b = (CellSpec(c, "tiny", {}, 0, Protocol("digits", ()), tmp_path / c) for c in ("cell_a", "cell_b"))
+    with ProgressReporter(Console(file=io.StringIO(), width=120), plain=False) as reporter:
+        reporter(Planned((a, b), 2))
+        reporter(CellStarted(0, 2, a))
+        reporter(CellStarted(1, 2, b))
+        reporter(CellProgress("cell_b", "epoch", (1, 3, {"loss": 0.5})))
+        running = {t.description: t for t in reporter.progress.tasks if t.id in reporter.cells.values()}
+        assert set(running) == {"cell_a", "cell_b"} and running["cell_b"].completed == 1
+        reporter(CellFinished(0, 2, CellRecord("cell_a", "tiny", "digits", 0, {})))
+        assert list(reporter.cells) == ["cell_b"]
+
+
+def test_a_log_names_the_cell_of_every_line_when_cells_run_side_by_side(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from genbench.console import ProgressReporter
+    from genbench.run.events import Planned
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock, out = Clock(), io.StringIO()
+    cells = [CellSpec(c, "tiny", {}, 0, Protocol("digits", ()), tmp_path / c) for c in ("cell_a", "cell_b", "cell_c")]
+    reporter = ProgressReporter(Console(file=out, width=100), clock=clock, interval=0.0)  # not a terminal: lines
+    reporter(Planned(tuple(cells), 3))
+    reporter(CellStarted(0, 3, cells[0]))
+    reporter(CellStarted(1, 3, cells[1]))  # two at once
+    clock.now = 5.0
+    reporter(CellProgress("cell_b", "epoch", (1, 2, {"loss": 0.5})))
+    reporter(CellProgress("cell_a", "step", (1, 2, 3, 10)))
+    clock.now = 10.0
+    reporter(CellFinished(0, 3, CellRecord("cell_a", "tiny", "digits", 0, {})))
+    lines = out.getvalue().splitlines()
+    assert not reporter.cells  # no bar in a log
+    assert lines[1:] == [
+        "[1/3] cell_a: started",
+        "[2/3] cell_b: started",
+        "[2/3] cell_b: epoch 1/2 loss=0.5 (5s)",
+        "[1/3] cell_a: epoch 1/2, step 3/10 (5s)",
+        "[1/3] cell_a: ok in 10s; grid 1/3, ETA 10s",  # 2 cells left, 2 at a time: one cell's time
+    ]
+
+
+def test_the_guides_executor_example_runs_a_grid_with_the_serial_numbers(
+    tmp_path: Path, cache_dir: Path, use_plugin: Callable[[object, str], None], one_thread: None
+) -> None:
+    section = (ROOT / "docs" / "plugins.md").read_text().split("## 10. Executor plugins", 1)[1].split("\n## ", 1)[0]
+    guide = types.ModuleType("guide_executor")
+    exec(compile(section.split("```python\n", 1)[1].split("```", 1)[0], "docs/plugins.md", "exec"), guide.__dict__)
+    use_plugin(guide, "guide-executor")
+    protocol = Protocol("digits", ("recon_mse",), eval_samples=100, epochs=1, cache_dir=cache_dir, device="cpu")
+    serial = run_grid(RunRequest(("ae",), protocol, tmp_path / "serial", ("z_dim=2,3",)))
+    pool = run_grid(RunRequest(("ae",), protocol, tmp_path / "pool", ("z_dim=2,3",), executor="pool", workers=2))
+    assert metrics(pool.records) == metrics(serial.records) and all(r.status == "ok" for r in pool.records)
+    assert all(intact(tmp_path / "pool", r) for r in pool.records)
+
+
+def test_damaged_files_are_not_written_and_fail_their_cell(tmp_path: Path, cache_dir: Path, tiny_models: None) -> None:
+    spec = CellSpec("tiny_x", "tiny", {}, 0, tiny_request(tmp_path, cache_dir).protocol, tmp_path / "cells" / "tiny_x")
+    packed = run_packed(spec)
+    assert packed.record.status == "ok" and set(packed.files) >= {"samples.png", "checkpoint.pt"}
+    packed.files["checkpoint.pt"] = packed.files["checkpoint.pt"][:-1] + b"x"
+    packed.files["../escape.txt"] = b"outside"
+    record = land(packed, spec)
+    assert (record.status, record.error) == ("failed", "files damaged in transfer: checkpoint")
+    assert not (spec.out_dir / "checkpoint.pt").exists() and not (tmp_path / "cells" / "escape.txt").exists()
+    assert (spec.out_dir / "samples.png").is_file() and saved(tmp_path, record)
+
+
+# -- same numbers, dead workers, progress -----------------------------------------------------------------
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers get as many torch threads as this process (one, see conftest), whatever the core count."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_process_executor_gives_the_serial_numbers_and_survives_a_dead_worker(
+    tmp_path: Path,
+    cache_dir: Path,
+    tiny_models: None,
+    use_plugin: Callable[[object, str], None],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_plugin(FakeModels(KillerModel), "test-killer")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers' scratch folders go
+    serial = run_grid(tiny_request(tmp_path / "serial", cache_dir))
+    events: list[object] = []
+    req = tiny_request(tmp_path / "process", cache_dir, ("tiny", "killer"), executor="process", workers=2)
+    result = run_grid(req, events.append)
+    by_model = {m: [r for r in result.records if r.model == m] for m in ("tiny", "killer")}
+    assert metrics(by_model["tiny"]) == metrics(serial.records)  # the same metrics and losses, bit for bit
+    for killed in by_model["killer"]:  # each killed worker failed its cell only; the grid went on
+        assert killed.status == "failed"
+        assert killed.error and "died: killed by SIGKILL (e.g. the out-of-memory killer)" in killed.error
+        assert saved(tmp_path / "process", killed)
+    assert len(pd.read_csv(tmp_path / "process" / "results.csv")) == 4
+    started = [e.spec.cell_id for e in events if isinstance(e, CellStarted)]
+    assert sorted(started) == sorted(r.cell_id for r in result.records)
+    epochs = {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"}
+    assert epochs == {r.cell_id for r in by_model["tiny"]}  # progress came back from the workers
+    work = {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "work"}
+    assert work == epochs  # and so did the long work inside a cell (FID's feature extraction), as in serial
+    for record in by_model["tiny"]:  # each worker's share of the cores, recorded with the reason
+        assert record.environment["threads"] == "1"
+        assert record.environment["threads_reason"].startswith("process: 2 workers on ")
+    assert multiprocessing.active_children() == []  # every worker was stopped
+    assert list(scratch.iterdir()) == []  # and no temporary folder is left, not even a killed worker's
+
+
+def test_ctrl_c_in_the_driver_stops_the_workers_and_keeps_finished_cells(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, one_thread: None
+) -> None:
+    def interrupt(event: object) -> None:
+        if isinstance(event, CellFinished):
+            raise KeyboardInterrupt
+
+    req = tiny_request(tmp_path, cache_dir, grid=("z_dim=2,3,4",), executor="process", workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(req, interrupt)
+    assert multiprocessing.active_children() == []
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 1
+    with RunFolder(tmp_path):  # the lock was released
+        pass
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_a_dead_worker(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None], one_thread: None
+) -> None:
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    use_plugin(FakeModels(KillerModel), "test-killer")
+    serial = run_grid(tiny_request(tmp_path / "serial", cache_dir))
+    events: list[object] = []
+    req = tiny_request(tmp_path / "ray", cache_dir, ("tiny", "killer"), grid=("z_dim=2,3",), executor="ray", workers=2)
+    result = run_grid(req, events.append)
+    assert not ray.is_initialized()  # the local instance genbench started was shut down
+    tiny = [r for r in result.records if r.model == "tiny"]
+    assert metrics(tiny) == metrics(serial.records)
+    for killed in (r for r in result.records if r.model == "killer"):
+        assert killed.status == "failed" and killed.error and killed.error.startswith("Ray task failed: ")
+    for record in tiny:
+        assert intact(tmp_path / "ray", record)
+    assert {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"} == {r.cell_id for r in tiny}
+    assert all(r.environment["threads_reason"].startswith("ray: 2 workers on ") for r in tiny)
+
+
+def test_executor_and_fast_path_options_are_suite_keys() -> None:
+    from genbench.suite import parse_suite
+
+    suite = parse_suite({"models": ["gan"], "executor": "process", "workers": 2, "gpus": [0, 1], "cells_per_gpu": 2,
+                         "precision": "bf16", "compile": True, "channels_last": True})  # fmt: skip
+    req = suite.request()
+    assert (req.executor, req.workers, req.gpus, req.cells_per_gpu) == ("process", 2, (0, 1), 2)
+    assert (req.protocol.precision, req.protocol.compile, req.protocol.channels_last) == ("bf16", True, True)
+    with pytest.raises(GenbenchError, match=r"^x.toml: 'executor': unknown executor 'nope'; valid: 'process', 'ray',"):
+        parse_suite({"executor": "nope"}, "x.toml")
+    with pytest.raises(GenbenchError, match=r"^x.toml: 'gpus' must be an integer >= 0 or a list of them"):
+        parse_suite({"gpus": [0, -1]}, "x.toml")
+
+
+# -- planning workers -------------------------------------------------------------------------------
+def test_threads_per_worker_never_oversubscribe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [resources.threads_per_worker(w, cores=8) for w in (1, 2, 3, 8)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert resources.threads_per_worker(1, cores=8) == 2  # never more than the user allows
+
+
+def test_threads_given_to_parallel_workers_must_fit_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert resources.plan_threads(None, 2, "process", cores=8) == (4, "process: 2 workers on 8 cores")
+    assert resources.plan_threads(3, 2, "process", cores=8) == (3, "--threads 3")
+    assert resources.plan_threads(1, 16, "process", cores=8) == (1, "--threads 1")  # GPU workers: one each at least
+    with pytest.raises(GenbenchError, match=r"^--threads 5 with 2 process workers: 10 threads on 8 CPU core\(s\) "
+                                            r"would oversubscribe them; valid: 1 to 4"):  # fmt: skip
+        resources.plan_threads(5, 2, "process", cores=8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resources.plan_threads(None, 2, "ray", cores=8) == (1, "ray: 2 workers on 8 cores, OMP_NUM_THREADS=1")
+
+
+def test_gpus_are_packed_k_workers_each(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(resources, "gpu_count", lambda: 2)
+    monkeypatch.setattr("genbench.run.executors.process.cpu_cores", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    req = RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="process", gpus=(1, 0), cells_per_gpu=3)
+    plan = plan_workers(req)
+    assert plan.gpus == (1, 1, 1, 0, 0, 0) and plan.threads == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")  # indices are the driver's: GPU 1 is device 7
+    assert resources.visible_gpu(1) == "7"
+    with pytest.raises(GenbenchError, match=r"^--workers 4 with --gpus 1,0 --cells-per-gpu 3: the GPUs take 2 x 3"):
+        plan_workers(RunRequest(("gan",), Protocol("digits", ()), tmp_path, gpus=(1, 0), cells_per_gpu=3, workers=4))
+
+
+# -- bad input: one line, exit 2, before any training -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "nope"], "error: unknown executor 'nope'; valid: 'process', 'ray', 'serial'"),
+        (["--executor", "process", "--workers", "0"], "error: --workers 0: must be an integer >= 1"),
+        (["--executor", "process", "--cells-per-gpu", "0"], "error: --cells-per-gpu 0: must be an integer >= 1"),
+        (["--executor", "process", "--gpus", "7"], "error: --gpus 7: "),
+        (["--executor", "process", "--gpus", "x"], "error: --gpus 'x': expected comma-separated integers >= 0"),
+        (["--executor", "process", "--workers", "100000"], "error: --workers 100000: more workers than the"),
+        (["--executor", "process", "--cells-per-gpu", "2"], "error: --cells-per-gpu 2: packs cells on the GPUs"),
+        (["--workers", "2"], "error: --workers 2: the 'serial' executor does not use it; it is for --executor"),
+        (["--executor", "process", "--ray-address", "x:1"], "error: --ray-address x:1: the 'process' executor"),
+        (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "error: --ray-address 127.0.0.1:1: no Ray cluster"),
+        (["--executor", "ray", "--ray-address", "nohost"], "error: --ray-address 'nohost': expected host:port"),
+        (["--precision", "fp8"], "error: --precision 'fp8'; valid: 'bf16', 'fp16', 'fp32'"),
+    ],
+)
+def test_bad_executor_and_fast_path_options_are_one_line_exit_2_before_any_work(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str
+) -> None:
+    def no_work(*_: object) -> None:
+        raise AssertionError("the dataset was loaded")
+
+    monkeypatch.setattr("genbench.run.runner.load_data", no_work)
+    if "ray" in args:
+        pytest.importorskip("ray")
+    code = main(["run", "--models", "gan", "--dataset", "digits", "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message), err
+    assert err.count("\n") == 1 and not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_an_unreachable_ray_address_from_the_environment_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    code = main(["run", "--models", "gan", "--executor", "ray", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: RAY_ADDRESS 127.0.0.1:1: no Ray cluster answers there (")
+
+
+def test_ray_tasks_ask_for_a_gpu_share_when_cells_run_on_gpus(tmp_path: Path) -> None:
+    from genbench.run.executors.ray_tasks import RayExecutor
+
+    class FakeRay:  # what the executor reads of a cluster with one GPU
+        @staticmethod
+        def cluster_resources() -> dict[str, float]:
+            return {"CPU": 16.0, "GPU": 1.0}
+
+    def resources(device: str, per_gpu: int | None) -> tuple[float, float, int]:
+        protocol = Protocol("digits", (), device=device)
+        executor = RayExecutor(RunRequest(("gan",), protocol, tmp_path, executor="ray", cells_per_gpu=per_gpu,
+                                          ray_address="auto"))  # fmt: skip
+        executor._ray = FakeRay()
+        return executor._task_resources()
+
+    assert resources("auto", 4) == (1.0, 0.25, 1)  # 4 cells share each GPU
+    assert resources("cuda", None) == (1.0, 1.0, 1)
+    assert resources("cpu", 4) == (1.0, 0.0, 1)
+
+
+def test_ray_missing_says_how_to_install_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    code = main(["run", "--models", "gan", "--executor", "ray", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "error: --executor ray: Ray is not installed; install it with pip install 'genbench[ray]'\n"
+
+
+def test_a_precision_the_device_lacks_is_refused_naming_the_valid_ones(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("genbench.run.fastpath.supported_precisions", lambda device: ("fp32", "fp16"))
+    code = main(["run", "--models", "gan", "--device", "cpu", "--precision", "bf16", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "error: --precision bf16: not supported on cpu here; valid: 'fp16', 'fp32'\n"
+
+
+# -- kill -9 of the driver, then --resume -------------------------------------------------------------------
+DRIVER = """
+import sys
+from genbench.cli import main
+from genbench.plugins import get_registry
+from tests.conftest import FakeModels, SlowModel
+
+get_registry().add_plugin("test-models", lambda: FakeModels(SlowModel), "test")
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def finished(out: Path) -> dict[str, str]:
+    """cell id -> attempt of every cell whose record and files check out (what --resume keeps)."""
+    done = {}
+    for folder in sorted((out / "cells").glob("*")) if (out / "cells").is_dir() else []:
+        record = read_record(folder)
+        if record is not None and record.status == "ok" and intact(out, record):
+            done[record.cell_id] = record.attempt
+    return done
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_driver_at_any_moment_loses_no_finished_cell_and_resume_recomputes_none(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    args = ["run", "--models", "slow", "--dataset", "digits", "--grid", "z_dim=2,3,4,5,6", "--epochs", "1",
+            "--device", "cpu", "--metrics", "fid", "--eval-samples", "100", "--cache-dir", str(cache_dir),
+            "--out", str(out), "--executor", "process", "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
+    kept: dict[str, str] = {}
+    rng = random.Random(13)
+    for kill in range(3):  # the first kill once cells run (run.json written), then each after one more finished
+        resume = ["--resume"] if out.exists() else []
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER, *args, *resume], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        while driver.poll() is None and (
+            len(finished(out)) < len(kept) + 1 if kill else not (out / "run.json").is_file()
+        ):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))  # then a random moment more
+        driver.send_signal(signal.SIGKILL)
+        assert driver.wait() == -signal.SIGKILL  # killed while it ran, not after it finished
+        now = finished(out)
+        assert all(now.get(cell) == attempt for cell, attempt in kept.items()), "a finished cell was redone or lost"
+        kept = now
+    final = subprocess.run([sys.executable, "-c", DRIVER, *args, "--resume"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    done = finished(out)
+    assert len(done) == 5 and all(done[cell] == attempt for cell, attempt in kept.items())
+    df = pd.read_csv(out / "results.csv")
+    assert sorted(df["cell"]) == sorted(done) and list(df["status"]) == ["ok"] * 5  # every cell once
+    json.loads((out / "run.json").read_text())
+    leftovers = [p for p in out.rglob(".*") if p.name != ".genbench.lock"]
+    assert leftovers == []  # no half-written temporary file is left in the folder
+    assert list(tmp.iterdir()) == []  # nor a worker's private folder
+
+
+def test_resume_removes_only_temporary_files_of_a_killed_writer(tmp_path: Path) -> None:
+    spec = CellSpec("c", "tiny", {}, 0, Protocol("digits", ()), tmp_path / "cells" / "c")
+    spec.out_dir.mkdir(parents=True)
+    stale = [tmp_path / ".results.csv.ab3d_x9k.csv", spec.out_dir / ".record.json.0123abcd.json",
+             spec.out_dir / ".checkpoint.pt.zzzzzzzz.pt"]  # fmt: skip
+    kept = [tmp_path / ".notes.txt", spec.out_dir / ".record.json.short.json", spec.out_dir / "samples.png"]
+    for path in stale + kept:
+        path.write_text("x")
+    with RunFolder(tmp_path) as folder:
+        assert sorted(folder.remove_leftovers([spec])) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+
+
+# -- the fast path runs on a CPU ----------------------------------------------------------------------------
+def fast_request(out: Path, cache: Path, **protocol: Any) -> RunRequest:
+    protocol_ = Protocol("digits", ("fid",), eval_samples=100, epochs=1, cache_dir=cache, **protocol)
+    return RunRequest(("probe",), protocol_, out)
+
+
+@pytest.fixture
+def probe_models(use_plugin: Callable[[object, str], None]) -> None:
+    from .conftest import ProbeModel
+
+    use_plugin(FakeModels(ProbeModel, TinyModel), "test-probe")
+
+
+def test_bf16_channels_last_and_compile_run_on_a_cpu_and_are_recorded(
+    tmp_path: Path, cache_dir: Path, probe_models: None
+) -> None:
+    import torch._dynamo
+
+    plain = run_grid(fast_request(tmp_path / "plain", cache_dir)).records[0]
+    assert plain.status == "ok", plain.error
+    assert {k: plain.history[0][k] for k in ("autocast", "bf16", "channels_last")} == {
+        "autocast": 0.0, "bf16": 0.0, "channels_last": 0.0
+    }  # fmt: skip
+    torch._dynamo.reset()
+    compiled_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    fast = run_grid(
+        fast_request(tmp_path / "fast", cache_dir, precision="bf16", compile=True, channels_last=True)
+    ).records[0]
+    assert fast.status == "ok", fast.error
+    assert {k: fast.history[0][k] for k in ("autocast", "bf16", "channels_last")} == {
+        "autocast": 1.0, "bf16": 1.0, "channels_last": 1.0
+    }  # fmt: skip
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > compiled_before  # the networks were compiled
+    saved = read_record(tmp_path / "fast" / "cells" / fast.cell_id)
+    assert saved is not None
+    assert (saved.protocol["precision"], saved.protocol["compile"], saved.protocol["channels_last"]) == (
+        "bf16", True, True
+    )  # fmt: skip
+    assert plain.protocol["precision"] == "fp32" and not plain.protocol["compile"]
+    state = torch.load(tmp_path / "fast" / "cells" / fast.cell_id / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert set(state) == set(torch.load(tmp_path / "plain" / "cells" / plain.cell_id / "checkpoint.pt",
+                                        weights_only=True)["state_dict"])  # fmt: skip
+
+
+def test_fp16_scales_the_loss_of_models_that_update_through_the_harness_and_flags_the_others(
+    tmp_path: Path, cache_dir: Path, probe_models: None
+) -> None:
+    req = fast_request(tmp_path, cache_dir, precision="fp16")
+    result = run_grid(RunRequest(("probe", "tiny"), req.protocol, tmp_path))
+    probe, tiny = result.records
+    assert probe.status == tiny.status == "ok"
+    assert probe.history[0]["autocast"] == 1.0 and not any(f.startswith("fp16_unscaled") for f in probe.flags)
+    assert any(f.startswith("fp16_unscaled") for f in tiny.flags)  # TinyModel calls loss.backward() itself
+
+
+def test_update_is_zero_grad_backward_step_without_a_scaler() -> None:
+    import copy
+
+    import torch
+
+    from genbench.plugins import get_registry
+
+    from .conftest import TinyHyper
+
+    model = TinyModel(TinyHyper(), get_registry().dataset("digits").info())
+    twin = copy.deepcopy(model)
+    x = torch.ones(8, 4)
+    model.update(model.decoder(x).pow(2).mean(), model.opt)
+    twin.opt.zero_grad(set_to_none=True)
+    twin.decoder(x).pow(2).mean().backward()
+    twin.opt.step()
+    assert torch.equal(model.decoder.weight, twin.decoder.weight) and model.scaled_updates == 0
+
+
+def test_failed_cell_records_the_reason_without_files(tmp_path: Path) -> None:
+    spec = CellSpec("c", "tiny", {"z_dim": 2}, 1, Protocol("digits", ()), tmp_path / "cells" / "c")
+    record = land(failed_cell(spec, "worker process 12 died: killed by SIGKILL"), spec)
+    assert (record.status, record.error) == ("failed", "worker process 12 died: killed by SIGKILL")
+    assert record.artifacts == {}
+    assert record.attempt and record.checksums == {} and saved(tmp_path, record)
