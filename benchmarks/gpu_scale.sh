@@ -2,7 +2,7 @@
 # Scale-out check on a machine with a CUDA GPU (and real CPU cores), one command from the repository
 # root (packages: torch, torchvision and what pyproject lists; wheels of torch-fidelity and mlxtend in
 # .whl/ are installed to /tmp/site when present, for machines without a package index). Under 6 minutes:
-#   1. the README's grid on the CPU cores: serial vs --executor process --workers 2 (2 epochs);
+#   1. the README's grid on the CPU cores: serial vs --executor process with 2 and 8 workers (2 epochs);
 #   2. 8 DCGAN/mnist5k cells one at a time vs packed on one GPU (--gpus 0 --cells-per-gpu 8), and the
 #      fast path (bf16, channels_last, torch.compile) vs the eager loop on one DCGAN cell;
 #   3. the fast-path tests of the suite where --device auto picks the GPU.
@@ -19,7 +19,7 @@ fi
 export GENBENCH_CACHE=${GENBENCH_CACHE:-/tmp/genbench-cache} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 t0=$(date +%s)
-timeout 110 python3 benchmarks/bench_scale.py --executors serial,process:2 --epochs 2 \
+timeout 150 python3 benchmarks/bench_scale.py --executors serial,process:2,process:8 --epochs 2 \
   --json "$OUT/cpu-scale.json" 2>&1 | tee "$OUT/cpu.log"
 echo "bench_scale cpu: exit ${PIPESTATUS[0]} at $(( $(date +%s) - t0 )) s"
 timeout 185 python3 benchmarks/bench_scale.py --gpu --epochs 8 --timed-epochs 3 --json "$OUT/gpu-scale.json" 2>&1 \
