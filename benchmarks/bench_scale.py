@@ -179,6 +179,8 @@ def ray_start_seconds(cpus: int) -> float:
 
 # -- gpu: packing and the fast path ------------------------------------------------------------------
 def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if "packing" not in args.gpu_parts:
+        return {"fast_path": fast_path(args, "cuda")}
     env = environment(args.threads, work)
     base = [*GPU_GRID, "--epochs", str(args.epochs), "--dataset", args.dataset, "--device", "cuda"]
     warm, _ = genbench(["--models", "dcgan", "--epochs", "1", "--dataset", args.dataset, "--device", "cuda",
@@ -201,7 +203,8 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for name, recs in (("serial", a), ("packed", b))
         },
     }
-    figures["fast_path"] = fast_path(args, "cuda")
+    if "fastpath" in args.gpu_parts:
+        figures["fast_path"] = fast_path(args, "cuda")
     return figures
 
 
@@ -333,6 +336,8 @@ def unreadable(out: Path) -> list[str]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--gpu", action="store_true", help="GPU mode: packing 8 DCGAN cells on one GPU, and the fast path")
+    p.add_argument("--gpu-parts", default="packing,fastpath", type=lambda v: set(v.split(",")),
+                   help="gpu mode: which parts to measure (packing, fastpath; default both)")  # fmt: skip
     p.add_argument("--crash", type=int, default=0, metavar="N", help="crash mode: kill -9 the driver N times")
     p.add_argument(
         "--executors",
