@@ -15,6 +15,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import fields as dataclasses_fields
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,99 @@ def test_an_autoencoder_exports_the_gaussian_fitted_to_its_codes(
         exported = torch.jit.load(str(tmp_path / "ae.pt"))(noise)
         torch.testing.assert_close(exported, expected, rtol=0, atol=1e-6)
         assert not torch.allclose(exported, model.decode(noise), atol=1e-3)  # the map is part of the file
+
+
+def test_the_autoencoders_gaussian_follows_its_moments() -> None:
+    """ae caches the Cholesky factor of its fitted Gaussian (so that an export holds it as a constant); the cache
+    must follow every change of the moments: training, load_state_dict, a dtype or device move."""
+    import genbench
+    from genbench.models.autoencoders import AEHyper, AutoEncoder
+
+    def fitted(model: AutoEncoder, noise: torch.Tensor) -> torch.Tensor:  # computed afresh, as before the cache
+        mean, second = model.code_mean, model.code_second
+        cov = second - torch.outer(mean, mean) + 1e-4 * torch.eye(len(mean), dtype=mean.dtype)
+        return mean + noise @ torch.linalg.cholesky(cov).T
+
+    torch.manual_seed(0)
+    data = genbench.DataInfo("digits", (1, 8, 8), "image", 10)
+    model, other = AutoEncoder(AEHyper(z_dim=4), data), AutoEncoder(AEHyper(z_dim=4), data)
+    noise = torch.randn(6, 4)
+    with torch.no_grad():
+        first = model.latent_from_noise(noise)
+        torch.testing.assert_close(first, fitted(model, noise))
+    model.train_step(torch.rand(8, 1, 8, 8) * 5, None)  # codes far from N(0, I) move the moments
+    with torch.no_grad():
+        trained = model.latent_from_noise(noise)
+        assert not torch.allclose(trained, first, atol=1e-4)
+        torch.testing.assert_close(trained, fitted(model, noise))
+        spread = torch.randn(4, 4)
+        other.code_mean.copy_(torch.randn(4) * 3)
+        other.code_second.copy_(spread @ spread.T + torch.outer(other.code_mean, other.code_mean))
+        model.load_state_dict(other.state_dict())
+        torch.testing.assert_close(model.latent_from_noise(noise), fitted(other, noise))
+        model.double()
+        torch.testing.assert_close(model.latent_from_noise(noise.double()), fitted(model, noise.double()))
+
+
+def _builtin_decoders() -> list[str]:
+    import genbench
+    from genbench.plugins import get_registry
+
+    models = get_registry().models
+    return [
+        n
+        for n, e in models.items()
+        if e.cls.__module__.startswith("genbench.models.") and genbench.Capability.DECODE in e.cls.capabilities
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".onnx"])
+@pytest.mark.parametrize("name", _builtin_decoders())
+def test_every_builtin_decoder_exports(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, suffix: str
+) -> None:
+    """Every built-in model with Capability.DECODE exports to TorchScript and to ONNX, and the file fed the noise
+    genbench eval draws gives the model's samples (ae: its fitted Gaussian is a constant of the graph, for ONNX
+    has no Cholesky)."""
+    import genbench
+    from genbench.hyper import build, to_dict
+    from genbench.plugins import get_registry
+
+    if suffix == ".onnx":
+        pytest.importorskip("onnx")
+        ort = pytest.importorskip("onnxruntime")
+    cls = get_registry().model(name)
+    fields = {f.name for f in dataclasses_fields(cls.Hyper)}
+    small = {k: v for k, v in {"width": 8, "hidden": 32, "z_dim": 4}.items() if k in fields}
+    data = genbench.DataInfo("digits", (1, 8, 8), "image", 10)
+    torch.manual_seed(0)
+    model = cls(build(cls.Hyper, small, name, "image"), data)
+    if name == "ae":
+        with torch.no_grad():  # codes far from N(0, I), as after training
+            spread = torch.randn(4, 4)
+            model.code_mean.copy_(torch.randn(4) * 3)
+            model.code_second.copy_(spread @ spread.T + torch.outer(model.code_mean, model.code_mean))
+    out = tmp_path / f"{name}{suffix}"
+    code, _, err = cli(capsys, "export", str(checkpoint(tmp_path, name, model, to_dict(model.hp))), "-o", str(out))
+    assert code == 0, err
+    conditional = genbench.Capability.CONDITIONAL in cls.capabilities
+    labels = torch.arange(6) % 10 if conditional else None
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        expected = model.sample(6, labels)
+        noise = torch.randn(6, model.hp.z_dim, generator=torch.Generator().manual_seed(7))  # what eval draws
+        inputs = (noise,) if labels is None else (noise, labels)
+        if suffix == ".pt":
+            script = torch.jit.load(str(out))
+            got = script(*inputs)
+            assert "cholesky" not in str(script.inlined_graph)  # a constant of the trained model, not an op
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        else:
+            session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+            feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
+            got = torch.from_numpy(session.run(None, feed)[0])
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)  # onnxruntime's kernels: the last bits
 
 
 def test_export_refuses_a_latent_draw_it_cannot_redraw(

@@ -50,6 +50,7 @@ class AutoEncoder(GenerativeModel):
         # Running first and second moments of the codes (momentum 0.01 tracks the recent epochs).
         self.register_buffer("code_mean", torch.zeros(hp.z_dim))
         self.register_buffer("code_second", torch.eye(hp.z_dim))
+        self._scale_cache: tuple[torch.Tensor, torch.Tensor, tuple[int, int], torch.Tensor] | None = None
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         z = self.encoder(flat(x))
@@ -69,11 +70,27 @@ class AutoEncoder(GenerativeModel):
         return self.latent_from_noise(torch.randn(n, self.hp.z_dim, device=self.device))
 
     def latent_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
-        """Standard normal noise mapped onto the fitted Gaussian (what ``genbench export`` traces)."""
-        cov = self.code_second - torch.outer(self.code_mean, self.code_mean)
-        cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
-        scale = torch.linalg.cholesky(cov)
-        return self.code_mean + noise @ scale.T
+        """Standard normal noise mapped onto the fitted Gaussian (what ``genbench export`` traces): a matmul
+        and an add, the Cholesky factor being a constant of the trained model (:meth:`_code_scale`)."""
+        return self.code_mean + noise @ self._code_scale().T
+
+    def _code_scale(self) -> torch.Tensor:
+        """Cholesky factor of the fitted codes' covariance, computed once per state of the moments.
+
+        Cached, not recomputed per call, so that a trace of :meth:`latent_from_noise` (``genbench export``,
+        which runs the model once before it traces) holds the factor as a constant: ONNX has no Cholesky. The
+        key is the moment buffers themselves and their version counters, which every in-place change bumps
+        (the running update in :meth:`train_step`, ``load_state_dict``); ``.to(device)`` replaces them."""
+        mean, second = self.code_mean, self.code_second
+        versions = (mean._version, second._version)
+        cached = self._scale_cache
+        if cached is None or cached[0] is not mean or cached[1] is not second or cached[2] != versions:
+            with torch.no_grad():
+                cov = second - torch.outer(mean, mean)
+                cov = cov + 1e-4 * torch.eye(cov.shape[0], device=cov.device)  # keep it positive definite
+                cached = (mean, second, versions, torch.linalg.cholesky(cov))
+            self._scale_cache = cached
+        return cached[3]
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return decoded(self.decoder(z), self.data)

@@ -141,7 +141,9 @@ class GenerativeModel(nn.Module, abc.ABC):
     def latent_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """The codes :meth:`sample_latent` makes of its noise draw, deterministic: the draw itself unless
         the model maps it (``ae``: onto the Gaussian fitted to its training codes). Override it together
-        with :meth:`sample_latent` (``return self.latent_from_noise(torch.randn(...))``) to stay exportable."""
+        with :meth:`sample_latent` (``return self.latent_from_noise(torch.randn(...))``) to stay exportable.
+        Keep factorisations of the weights out of it (compute them once and cache them, as ``ae`` does with
+        its Cholesky factor): the trace would hold the factorisation, which ONNX cannot export."""
         return noise
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

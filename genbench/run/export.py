@@ -204,6 +204,9 @@ def export_cell(cell_dir: Path, out: Path) -> Export:
     g = torch.Generator().manual_seed(_PROBE_SEED)
     example = (draw_latent(2, z_dim, z_dist, g),) + ((_labels(2, cell, True),) if conditional else ())
     check = (draw_latent(5, z_dim, z_dist, g),) + ((_labels(5, cell, True),) if conditional else ())
+    # Once outside the trace: what a model computes lazily from its weights (ae's Cholesky factor) is then
+    # cached, and the trace holds it as a constant instead of the ops that made it (ONNX lacks some).
+    _expected(decoder, example)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
         _write_torchscript(decoder, example, check, out, metadata)
