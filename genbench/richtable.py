@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
 
-    from genbench.reporting.table import ComparisonTable
+    from genbench.reporting.table_output import ComparisonTable
 
 TIE = "≈"
 BORDER = 3  # per column: a space of padding on each side and one rule; plus one rule for the whole table
