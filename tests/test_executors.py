@@ -25,6 +25,7 @@ import genbench
 from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.folder import RunFolder, intact
+from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, Protocol
 from genbench.results import read_record
 from genbench.run.events import CellFinished, CellProgress, CellStarted, EventCallback
@@ -111,6 +112,11 @@ def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
 
     again = run_grid(dataclasses.replace(req, resume=True), executor=Unstartable(req))  # nothing to run: not started
     assert metrics(again.records) == metrics(result.records)
+    # The built-in process executor refuses to run cells outside its `with` block: a resume that reuses
+    # every cell must not ask it to (bench_scale --crash's last --resume failed with a traceback).
+    resumed = dataclasses.replace(req, resume=True, executor="process")
+    process = get_registry().executor("process")(resumed)
+    assert metrics(run_grid(resumed, executor=process).records) == metrics(result.records)
 
 
 def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:

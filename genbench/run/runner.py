@@ -307,7 +307,8 @@ def _run(
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
 
-    for index, outcome in enumerate(runner.run(todo, emit)):
+    # An executor is started only when cells remain (above); one not started is not asked to run.
+    for index, outcome in enumerate(runner.run(todo, emit) if todo else ()):
         finish(index, outcome)
     for spec in list(waiting.values()):  # an executor that ended without a result for every cell
         finish(len(todo) - len(waiting), failed_cell(spec, f"executor {name!r} returned no result"))
