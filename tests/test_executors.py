@@ -113,6 +113,17 @@ def test_a_plugin_executor_runs_the_grid_and_the_driver_writes_it_in_grid_order(
     assert metrics(again.records) == metrics(result.records)
 
 
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_a_resume_that_reuses_every_cell_on_a_pool_executor_starts_nothing_and_keeps_them(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, executor: str
+) -> None:
+    first = run_grid(tiny_request(tmp_path, cache_dir))
+    # the same grid resumed with a pool executor: nothing to run, so no pool (it raised "run outside its `with`")
+    again = run_grid(tiny_request(tmp_path, cache_dir, resume=True, executor=executor, workers=1))
+    assert metrics(again.records) == metrics(first.records)
+    assert [r.attempt for r in again.records] == [r.attempt for r in first.records]  # none recomputed
+
+
 def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:
     import io
 

@@ -307,7 +307,7 @@ def _run(
         atomic_write_json(out / RUN_JSON, result.manifest)
         emit(CellFinished(index, len(todo), record))
 
-    for index, outcome in enumerate(runner.run(todo, emit)):
+    for index, outcome in enumerate(runner.run(todo, emit) if todo else ()):  # not started when nothing is to do
         finish(index, outcome)
     for spec in list(waiting.values()):  # an executor that ended without a result for every cell
         finish(len(todo) - len(waiting), failed_cell(spec, f"executor {name!r} returned no result"))
