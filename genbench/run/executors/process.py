@@ -43,6 +43,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import util as mp_util
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -138,10 +139,23 @@ def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], pa
         code = 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        _release_semaphores()
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _release_semaphores() -> None:
+    """Unlink the named semaphores this worker made (tqdm's lock, for torch-fidelity's progress bars).
+
+    ``os._exit`` skips multiprocessing's exit hooks, which do it, and the driver's resource tracker then
+    warned of "leaked semaphore objects" at the end of every run.
+    """
+    finalize = getattr(mp_util, "_run_finalizers", None)  # private, but there since Python 2.6
+    if finalize is not None:
+        with contextlib.suppress(Exception):
+            finalize(0)
 
 
 def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int, scratch: Path) -> None:
