@@ -583,3 +583,24 @@ def test_a_process_run_ends_without_a_leaked_semaphore_warning(tmp_path: Path, c
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "leaked semaphore" not in done.stderr, done.stderr
+
+
+def test_a_pool_that_starts_removes_the_scratch_folders_of_drivers_killed_with_their_workers(tmp_path: Path) -> None:
+    """``timeout -s KILL`` kills the driver's whole process group: no worker could remove its scratch folder."""
+    from genbench.run.executors.process import remove_orphaned_scratch, scratch_prefix
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    folders = {
+        "dead driver": tmp_path / f"{scratch_prefix(dead)}ab12_x",
+        "live driver": tmp_path / f"{scratch_prefix(os.getppid())}cd34_y",
+        "this driver": tmp_path / f"{scratch_prefix()}ef56_z",
+        "another host": tmp_path / f"genbench-worker-00000000-{dead}-gh78",
+        "old name": tmp_path / "genbench-worker-i9alit6m",
+    }
+    for path in folders.values():
+        (path / "genbench-cell-1" / "cells" / "c").mkdir(parents=True)
+    remove_orphaned_scratch(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for what, p in folders.items() if what != "dead driver"
+    )
