@@ -300,3 +300,43 @@ def test_export_needs_a_model_with_a_latent_space(
     err = capsys.readouterr().err
     assert err.startswith("error: model 'tiny' cannot be exported: it does not declare Capability.DECODE"), err
     assert not (tmp_path / "g.pt").exists()
+
+
+GOOD_MODULE = """
+    import torch
+
+    def f(n, labels, generator):
+        return torch.rand((n, 1, 8, 8), generator=generator, device=generator.device)
+"""
+
+
+@pytest.mark.parametrize(
+    ("changed", "phrase"),
+    [
+        (["--eval-samples", "30"], "--eval-samples 30: "),
+        (["--reference-split", "train"], "--reference-split train: "),
+    ],
+)
+def test_a_resume_with_another_protocol_than_the_evaluated_rows_is_refused(
+    changed: list[str],
+    phrase: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cache_dir: Path,
+) -> None:
+    """The run cannot measure an evaluated generator again: resumed under another protocol, its row
+    would stand in the run's table under a protocol line it was not measured by."""
+    monkeypatch.chdir(tmp_path)
+    out, common = tmp_path / "out", ["--dataset", "digits", "--metrics", "fid", "--cache-dir", str(cache_dir)]
+    gen = f"{module(tmp_path, 'gen_ok', GOOD_MODULE)}:f"
+    assert main(["eval", "--generator", gen, "--out", str(out), "--eval-samples", "20", *common]) == 0
+    capsys.readouterr()
+    before = (out / "results.csv").read_bytes()
+    args = ["run", "--models", "vae", "--epochs", "1", "--out", str(out), "--resume", *common]
+    code = main([*args, "--eval-samples", "20", *changed])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and phrase in err, err
+    (cell,) = (out / "cells").iterdir()  # the evaluated one: nothing of the run was written
+    assert f"{cell}, added by genbench eval, was measured with " in err
+    assert (out / "results.csv").read_bytes() == before

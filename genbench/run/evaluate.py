@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -265,6 +266,23 @@ def evaluated_records(out_dir: Path, exclude: set[str]) -> list[CellRecord]:
         if record is not None and record.cell_id == cell and EVALUATED in record.extras:
             out.append(record)
     return out
+
+
+def check_evaluated(out_dir: Path, protocol: Protocol, exclude: set[str]) -> None:
+    """Refuse a ``genbench run --resume`` whose protocol is not that of the rows ``genbench eval`` added
+    to ``out_dir``: the run cannot measure them again, and its table would show them under its own
+    protocol line (the options that change no number, :data:`STEERING`, may differ)."""
+    ours = json.loads(json.dumps(protocol.manifest(), default=str))
+    flags = {o.name: o.flag for o in declared(Protocol, "protocol")}
+    for record in evaluated_records(out_dir, exclude):
+        theirs = json.loads(json.dumps(record.protocol, default=str))
+        for name in (n for n in ours if n not in STEERING and theirs.get(n) != ours[n]):
+            shown = [_shown(tuple(v) if isinstance(v, list) else v) for v in (theirs.get(name), ours[name])]
+            raise GenbenchError(
+                f"{flags.get(name, name)} {shown[1]}: {out_dir / CELLS / record.cell_id}, added by genbench eval, "
+                f"was measured with {shown[0]}; a run keeps the protocol of the generators evaluated into it "
+                "(resume with its options, or use another --out)"
+            )
 
 
 def _manifest(out_dir: Path, p: Protocol, data: Any, facts: dict[str, Any], used: tuple[str, ...]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.cell import environment
 from genbench.run.data import load_data
-from genbench.run.evaluate import evaluated_records
+from genbench.run.evaluate import check_evaluated, evaluated_records
 from genbench.run.events import (
     CellFinished,
     CellProgress,
@@ -203,6 +203,8 @@ def run_grid(
         folder.check_cells(cells)
         if request.resume:
             folder.remove_leftovers(cells)  # temporary files of a run that was killed while writing
+            if cells:
+                check_evaluated(request.out_dir, cells[0].protocol, {c.cell_id for c in cells})
         result = RunResult(request.out_dir)
         try:
             _run(request, cells, emit, runner, started, result)

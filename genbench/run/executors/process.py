@@ -15,7 +15,8 @@
   and files (:func:`genbench.run.executors.remote.run_packed`); the driver writes them.
   Workers never touch ``--out`` and need no shared filesystem. Each worker's temporary
   folders live in a scratch folder of its own, which the worker removes when it ends and
-  the driver removes when the worker dies without a chance to (SIGKILL, out of memory).
+  the driver removes when the worker dies without a chance to (SIGKILL, out of memory); a
+  pool that starts removes those a driver killed with its workers left (:func:`remove_orphaned_scratch`).
 * **Progress.** Each worker has its own pipe to the driver: it sends the cell's phase and
   epoch events as they happen, then the result.
 * **A worker that dies** (killed, out of memory, a crash in native code) fails the cell it
@@ -32,17 +33,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import util as mp_util
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -138,10 +143,23 @@ def worker_main(conn: Connection, threads: int, plugins: list[ShippedPlugin], pa
         code = 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        _release_semaphores()
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _release_semaphores() -> None:
+    """Unlink the named semaphores this worker made (tqdm's lock, for torch-fidelity's progress bars).
+
+    ``os._exit`` skips multiprocessing's exit hooks, which do it, and the driver's resource tracker then
+    warned of "leaked semaphore objects" at the end of every run.
+    """
+    finalize = getattr(mp_util, "_run_finalizers", None)  # private, but there since Python 2.6
+    if finalize is not None:
+        with contextlib.suppress(Exception):
+            finalize(0)
 
 
 def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent: int, scratch: Path) -> None:
@@ -212,6 +230,41 @@ def death(process: BaseProcess) -> str:
     return f"exit code {code}"
 
 
+def scratch_prefix(pid: int | None = None) -> str:
+    """``genbench-worker-<host digest>-<driver pid>-``: whose scratch folder it is, for
+    :func:`remove_orphaned_scratch`."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return f"genbench-worker-{host}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_orphaned_scratch(folder: Path | None = None) -> None:
+    """Remove the scratch folders of workers whose driver (on this host) is gone.
+
+    A worker removes its own when it ends, and the driver those of workers that die; a SIGKILL
+    of the whole process group (``timeout -s KILL``, a cancelled CI job) leaves them in the
+    temporary folder with a cell's half-written files. Only this user's, of dead drivers.
+    """
+    root = Path(tempfile.gettempdir()) if folder is None else folder
+    ours = re.compile(re.escape(scratch_prefix(0)[: -len("0-")]) + r"(\d+)-[A-Za-z0-9_]+")
+    for path in root.glob("genbench-worker-*"):
+        match = ours.fullmatch(path.name)
+        with contextlib.suppress(OSError):
+            if match is None or path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+            if not _alive(int(match.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid: leave it
+    return True
+
+
 class ProcessExecutor(Executor):
     """Cells on a pool of local worker processes (see the module docstring)."""
 
@@ -234,6 +287,7 @@ class ProcessExecutor(Executor):
     # -- pool ------------------------------------------------------------------------------------
     def __enter__(self) -> ProcessExecutor:
         self._plan = plan_workers(self.request)
+        remove_orphaned_scratch()
         self._plugins = shipped_plugins()
         for plugin in self._plugins:
             try:
@@ -261,7 +315,7 @@ class ProcessExecutor(Executor):
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = visible_gpu(gpu)
         ours, theirs = self._context.Pipe(duplex=True)
-        scratch = Path(tempfile.mkdtemp(prefix="genbench-worker-"))
+        scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix()))
         process = self._context.Process(
             target=worker_main,
             args=(theirs, threads, self._plugins, os.getpid(), scratch),
