@@ -128,7 +128,7 @@ def validate(request: RunRequest) -> list[CellSpec]:
     check_sizes(p)
     check_reference_stats(p, info)
     device = resolve_device(p.device)
-    check_fast_path(p, device)  # --precision supported by the device, --compile has what it needs
+    check_fast_path(p, device, [registry.model(m) for m in request.models])  # --precision, --compile, --cuda-graphs
     registry.executor(request.executor).check(request)  # workers, GPUs, Ray: before any work
     check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
