@@ -327,6 +327,17 @@ def test_threads_given_to_parallel_workers_must_fit_the_cores(monkeypatch: pytes
     assert resources.plan_threads(None, 2, "ray", cores=8) == (1, "ray: 2 workers on 8 cores, OMP_NUM_THREADS=1")
 
 
+def test_threads_over_the_default_workers_say_they_are_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("genbench.run.executors.process.cpu_cores", lambda: 2)
+    req = RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="process", threads=4)
+    with pytest.raises(GenbenchError, match=r"^--threads 4 with 2 process workers \(the default: one per core\): 8 "):
+        plan_workers(req)
+    with pytest.raises(GenbenchError, match=r"^--threads 4 with 2 process workers: 8 "):  # --workers 2 given
+        plan_workers(RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="process", threads=4, workers=2))
+
+
 def test_gpus_are_packed_k_workers_each(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(resources, "gpu_count", lambda: 2)
     monkeypatch.setattr("genbench.run.executors.process.cpu_cores", lambda: 16)

@@ -138,7 +138,9 @@ class RayExecutor(Executor):
         if address is None:
             if request.workers is not None:
                 check_cpu_workers(request.workers)
-            plan_threads(request.threads, request.workers or cpu_cores(), "ray")
+            plan_threads(
+                request.threads, request.workers or cpu_cores(), "ray", default_workers=request.workers is None
+            )
         if address is not None:
             check_reachable(address, where)
 
@@ -183,7 +185,8 @@ class RayExecutor(Executor):
         available = ray.cluster_resources()
         local = ray_address(self.request)[0] is None
         if local:
-            threads, self._reason = plan_threads(self.request.threads, self.request.workers or cpu_cores(), "ray")
+            workers, default = self.request.workers or cpu_cores(), self.request.workers is None
+            threads, self._reason = plan_threads(self.request.threads, workers, "ray", default_workers=default)
         else:
             threads = self.request.threads or 1
             self._reason = f"--threads {threads}" if self.request.threads else "ray: 1 CPU per task on a cluster"
