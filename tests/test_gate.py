@@ -86,6 +86,10 @@ def test_one_seed_a_side_is_judged_by_the_tolerance_alone_and_says_so(
     fid, precision = rows(out)[(label("gan", GAN), "fid_domain")], rows(out)[(label("gan", GAN), "precision_domain")]
     assert fid[5] == "**worse**" and fid[6] == "1 seed a side: tolerance only"
     assert precision[5] == "no significant change" and "run 2+ seeds a side for a test" in precision[6]
+    # no test at all: the header says so, instead of "Benjamini-Hochberg over 0 metrics and 0 speed figures"
+    assert "one seed a side: no test is possible, only the tolerances decide" in out and "Benjamini" not in out
+    _, out, _ = cli(capsys, "check", b, "--against", a)
+    assert "one seed a side: no test is possible, only the tolerances decide" in out and "Benjamini" not in out
 
 
 def test_a_tie_says_how_many_seeds_would_settle_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
