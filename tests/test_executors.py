@@ -273,11 +273,25 @@ def test_ctrl_c_in_the_driver_stops_the_workers_and_keeps_finished_cells(
 
 @pytest.mark.slow
 def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_a_dead_worker(
-    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None], one_thread: None
+    tmp_path: Path,
+    cache_dir: Path,
+    tiny_models: None,
+    use_plugin: Callable[[object, str], None],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()
     use_plugin(FakeModels(KillerModel), "test-killer")
+    from genbench.run.executors.process import scratch_prefix
+
+    scratch = tmp_path / "tmp"  # the temporary folder of the driver and of the Ray workers it starts
+    scratch.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.gettempdir())  # Ray's own session files where they were
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (scratch / f"{scratch_prefix(int(gone.stdout))}ab12_x" / "genbench-cell-x").mkdir(parents=True)  # a killed driver's
     serial = run_grid(tiny_request(tmp_path / "serial", cache_dir))
     events: list[object] = []
     req = tiny_request(tmp_path / "ray", cache_dir, ("tiny", "killer"), grid=("z_dim=2,3",), executor="ray", workers=2)
@@ -291,6 +305,7 @@ def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_
         assert intact(tmp_path / "ray", record)
     assert {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"} == {r.cell_id for r in tiny}
     assert all(r.environment["threads_reason"].startswith("ray: 2 workers on ") for r in tiny)
+    assert [p.name for p in scratch.glob("genbench-*")] == []  # not even a killed task's, nor the orphan
 
 
 def test_executor_and_fast_path_options_are_suite_keys() -> None:
