@@ -149,6 +149,8 @@ CASES = [
     run("workers-serial", "--workers", "2", phrase="--workers 2: the 'serial' executor does not use it"),
     run("threads-over-worker-share", "--executor", "process", "--workers", "1", "--threads", "100000",
         phrase="--threads 100000 with 1 process worker: 100000 threads on"),
+    run("threads-over-default-workers", "--executor", "process", "--threads", "100000",
+        phrase="process workers (the default: one per core): "),
     run("gpus-absent", "--executor", "process", "--gpus", "7", phrase="--gpus 7: "),
     run("gpus-text", "--executor", "process", "--gpus", "x", phrase="--gpus 'x': expected comma-separated integers"),
     run("cells-per-gpu-zero", "--executor", "process", "--cells-per-gpu", "0",

@@ -231,11 +231,30 @@ CASES: dict[str, tuple[Setup, str]] = {
         "--eval-samples 1: must be an integer >= 2",
     ),
     "backbone unknown": (lambda t: images(folder(t), "--backbone", "vgg"), "unknown backbone 'vgg'"),
-    "epochs: nothing is trained": (lambda t: images(folder(t), "--epochs", "2"), "No such option: --epochs"),
+    "epochs: nothing is trained": (
+        lambda t: images(folder(t), "--epochs", "2"),
+        "--epochs is an option of genbench run; genbench eval trains nothing",
+    ),
     "eval-every: nothing is trained": (
         lambda t: images(folder(t), "--eval-every", "2"),
-        "No such option: --eval-every",
+        "--eval-every is an option of genbench run; genbench eval trains nothing",
     ),
+    "no-compile: nothing is trained": (
+        lambda t: images(folder(t), "--no-compile"),
+        "--no-compile is an option of genbench run; genbench eval trains nothing",
+    ),
+    # run's options: click would suggest an eval option of similar spelling (--executor: --generator)
+    "executor: run only": (
+        lambda t: generator("m:f", "--executor", "process"),
+        "--executor is an option of genbench run; genbench eval evaluates one generator (or folder of samples) "
+        "in this process (its options: genbench eval --help)",
+    ),
+    "workers: run only": (lambda t: images(folder(t), "--workers", "2"), "--workers is an option of genbench run"),
+    "models: run only": (lambda t: images(folder(t), "--models", "gan"), "--models is an option of genbench run"),
+    "grid: run only": (lambda t: images(folder(t), "--grid", "z_dim=2"), "--grid is an option of genbench run"),
+    "seeds: run only": (lambda t: images(folder(t), "--seeds", "0,1"), "--seeds is an option of genbench run"),
+    "executor= : run only": (lambda t: images(folder(t), "--executor=ray"), "--executor is an option of genbench run"),
+    "unknown option: click's message": (lambda t: images(folder(t), "--bogus", "1"), "No such option: --bogus"),
     "export of a missing cell": (lambda t: ["export", str(t / "cells" / "x"), "-o", str(t / "g.pt")], "no such folder"),
     "export without checkpoint": (lambda t: ["export", str(cell(t)), "-o", str(t / "g.pt")], "cell: no checkpoint.pt"),
     "export to another format": (
@@ -281,6 +300,20 @@ def test_every_option_of_eval_has_a_case(tmp_path: Path) -> None:
         (tmp_path / str(i)).mkdir()
         tried |= {a for a in setup(tmp_path / str(i)) if a.startswith("--")}
     assert valued - tried == set(), f"no bad-input case for genbench eval {sorted(valued - tried)}"
+
+
+def test_every_option_of_run_only_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each option of genbench run that eval lacks (run's declarations less eval's) gets the run-only line."""
+    from genbench.protocol import eval_options, run_options
+
+    shared = {opt.name for opt in eval_options()}
+    run_only = [opt for opt in run_options() if opt.name not in shared and opt.cli]
+    assert {"executor", "workers", "models", "grid", "seeds", "epochs"} <= {opt.name for opt in run_only}
+    for opt in run_only:
+        value = [] if opt.kind == "bool" else ["1"]
+        assert main(["eval", "--images", str(tmp_path), opt.flag, *value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {opt.flag} is an option of genbench run; ") and err.count("\n") == 1, err
 
 
 def test_export_needs_a_model_with_a_latent_space(

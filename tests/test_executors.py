@@ -273,11 +273,25 @@ def test_ctrl_c_in_the_driver_stops_the_workers_and_keeps_finished_cells(
 
 @pytest.mark.slow
 def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_a_dead_worker(
-    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None], one_thread: None
+    tmp_path: Path,
+    cache_dir: Path,
+    tiny_models: None,
+    use_plugin: Callable[[object, str], None],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()
     use_plugin(FakeModels(KillerModel), "test-killer")
+    from genbench.run.executors.process import scratch_prefix
+
+    scratch = tmp_path / "tmp"  # the temporary folder of the driver and of the Ray workers it starts
+    scratch.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.gettempdir())  # Ray's own session files where they were
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (scratch / f"{scratch_prefix(int(gone.stdout))}ab12_x" / "genbench-cell-x").mkdir(parents=True)  # a killed driver's
     serial = run_grid(tiny_request(tmp_path / "serial", cache_dir))
     events: list[object] = []
     req = tiny_request(tmp_path / "ray", cache_dir, ("tiny", "killer"), grid=("z_dim=2,3",), executor="ray", workers=2)
@@ -291,6 +305,7 @@ def test_ray_executor_gives_the_serial_numbers_on_a_local_instance_and_survives_
         assert intact(tmp_path / "ray", record)
     assert {e.cell_id for e in events if isinstance(e, CellProgress) and e.kind == "epoch"} == {r.cell_id for r in tiny}
     assert all(r.environment["threads_reason"].startswith("ray: 2 workers on ") for r in tiny)
+    assert [p.name for p in scratch.glob("genbench-*")] == []  # not even a killed task's, nor the orphan
 
 
 def test_executor_and_fast_path_options_are_suite_keys() -> None:
@@ -325,6 +340,17 @@ def test_threads_given_to_parallel_workers_must_fit_the_cores(monkeypatch: pytes
         resources.plan_threads(5, 2, "process", cores=8)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert resources.plan_threads(None, 2, "ray", cores=8) == (1, "ray: 2 workers on 8 cores, OMP_NUM_THREADS=1")
+
+
+def test_threads_over_the_default_workers_say_they_are_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("genbench.run.executors.process.cpu_cores", lambda: 2)
+    req = RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="process", threads=4)
+    with pytest.raises(GenbenchError, match=r"^--threads 4 with 2 process workers \(the default: one per core\): 8 "):
+        plan_workers(req)
+    with pytest.raises(GenbenchError, match=r"^--threads 4 with 2 process workers: 8 "):  # --workers 2 given
+        plan_workers(RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="process", threads=4, workers=2))
 
 
 def test_gpus_are_packed_k_workers_each(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -86,6 +86,10 @@ def test_one_seed_a_side_is_judged_by_the_tolerance_alone_and_says_so(
     fid, precision = rows(out)[(label("gan", GAN), "fid_domain")], rows(out)[(label("gan", GAN), "precision_domain")]
     assert fid[5] == "**worse**" and fid[6] == "1 seed a side: tolerance only"
     assert precision[5] == "no significant change" and "run 2+ seeds a side for a test" in precision[6]
+    # no test at all: the header says so, instead of "Benjamini-Hochberg over 0 metrics and 0 speed figures"
+    assert "one seed a side: no test is possible, only the tolerances decide" in out and "Benjamini" not in out
+    _, out, _ = cli(capsys, "check", b, "--against", a)
+    assert "one seed a side: no test is possible, only the tolerances decide" in out and "Benjamini" not in out
 
 
 def test_a_tie_says_how_many_seeds_would_settle_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -393,3 +397,24 @@ def test_calibrated_speed_without_a_calibration_is_refused(capsys: pytest.Captur
     assert f"train_speed: no calibration timed in {old}; compare raw figures (--speed raw)" in out
     _, out, _ = cli(capsys, "compare", old, new, "--format", "markdown")  # raw figures need none
     assert rows(out)[(label("gan", GAN), "train_speed")][5] == "no significant change"
+
+
+def test_a_baseline_with_evaluated_rows_needs_them_in_the_run_as_docs_ci_says(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cache_dir: Path
+) -> None:
+    """A `genbench eval` row in the baseline's folder is a baseline cell: a run without it is "missing cells"
+    (exit 2), which docs/ci.md tells CI users, naming the heading the check prints."""
+    import numpy as np
+
+    base = write_run(tmp_path / "base", seeds("gan", GAN, GOOD))
+    head = write_run(tmp_path / "head", seeds("gan", GAN, GOOD))
+    images = np.random.default_rng(0).integers(0, 255, (200, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "s.npz", images=images)
+    assert main(["eval", "--images", str(tmp_path / "s.npz"), "--out", str(base), "--cache-dir", str(cache_dir)]) == 0
+    assert cli(capsys, "baseline", base, "-o", tmp_path / "b.json")[0] == 0
+    code, out, _ = cli(capsys, "check", head, "--baseline", tmp_path / "b.json")
+    heading = "### Cells of the baseline missing from the run"
+    assert code == 2 and "missing cells" in out and heading in out and "`s_" in out.split(heading)[1]
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "ci.md").read_text(encoding="utf-8").split())
+    said = "`genbench eval` added to it as well: a checked run must then hold them too, else the check reports them as"
+    assert f"{said} `{heading}`" in doc

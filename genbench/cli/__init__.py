@@ -20,7 +20,7 @@ from genbench.cli.info import list_
 from genbench.cli.params import cli_parameters as cli_parameters
 from genbench.cli.params import declare_options as declare_options
 from genbench.cli.runs import _EVAL_OWN as _EVAL_OWN
-from genbench.cli.runs import eval_, export, run
+from genbench.cli.runs import eval_, export, run, run_only_message
 from genbench.cli.tables import report, table
 from genbench.errors import GenbenchError
 
@@ -83,7 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # typer's (vendored click) usage errors: a bad option value, an unknown option...
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            print(f"error: {exc.format_message()}", file=sys.stderr)
+            print(f"error: {_usage_message(exc)}", file=sys.stderr)
             return int(exc.exit_code)
         raise
     return int(result) if isinstance(result, int) else 0
+
+
+def _usage_message(exc: Exception) -> str:
+    """click's message, but for an option of ``genbench run`` given to ``genbench eval``: there click
+    suggests an eval option of similar spelling (``--executor``: ``--generator``), which points the wrong way."""
+    ctx = getattr(exc, "ctx", None)
+    option = getattr(exc, "option_name", None)  # set by click's NoSuchOption
+    if option and ctx is not None and ctx.info_name == "eval" and (message := run_only_message(option)):
+        return message
+    return str(exc.format_message())  # type: ignore[attr-defined]

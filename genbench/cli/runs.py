@@ -11,7 +11,7 @@ from rich.console import Console
 
 from genbench.cli.params import _parse_flag, declare_options
 from genbench.cli.tables import _stdout
-from genbench.protocol import eval_options, run_options
+from genbench.protocol import TRAINING_ONLY, eval_options, run_options
 from genbench.suite import Suite, load_suite
 
 
@@ -120,6 +120,26 @@ _EVAL_OWN: dict[str, tuple[Any, Any]] = {
     "name": (Annotated[str | None, typer.Option(help="the row's model name (default: the file or folder name)")], None),
 }
 _EVAL_OPTIONS = declare_options(eval_, eval_options(), _EVAL_OWN)
+
+
+def run_only_message(flag: str) -> str | None:
+    """The one-line error for ``genbench eval FLAG`` when FLAG is an option of ``genbench run`` only
+    (None for any other unknown option): click would suggest an unrelated eval option instead.
+
+    Derived from the declarations (run's options less eval's), so a new run option is covered by itself.
+    """
+    shared = {opt.name for opt in eval_options()}
+    for opt in run_options():
+        if opt.name in shared or not opt.cli:
+            continue
+        flags = {opt.flag} | ({"--no-" + opt.flag.removeprefix("--")} if opt.kind == "bool" else set())
+        if flag in flags:
+            if opt.name in TRAINING_ONLY:
+                why = "genbench eval trains nothing"
+            else:
+                why = "genbench eval evaluates one generator (or folder of samples) in this process"
+            return f"{flag} is an option of genbench run; {why} (its options: genbench eval --help)"
+    return None
 
 
 def export(

@@ -103,6 +103,8 @@ def _speed_line(c: Comparison) -> str:
 
 def _family_sizes(c: Comparison) -> str:
     tested = [f for f in c.figures if f.p_value is not None]
+    if not tested and any(f.verdict != "refused" for f in c.figures):  # p None: one seed a side (no spread)
+        return "one seed a side: no test is possible, only the tolerances decide"
     metric = sum(f.kind == "metric" for f in tested)
     speed = sum(f.kind == "speed" for f in tested)
     sided = "one-sided Welch t" if c.directional else "Welch t"

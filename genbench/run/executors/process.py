@@ -107,7 +107,7 @@ def plan_workers(request: RunRequest) -> WorkerPlan:
         )
     workers = request.workers or cores
     check_cpu_workers(workers, cores)
-    threads, reason = plan_threads(request.threads, workers, "process", cores)
+    threads, reason = plan_threads(request.threads, workers, "process", cores, default_workers=request.workers is None)
     return WorkerPlan(threads, (None,) * workers, reason)
 
 

@@ -24,8 +24,10 @@ and the table; a task keeps the grid a plain map with ``ray.wait`` streaming res
   the driver forwards them to the progress bars.
 * **Failures.** ``max_retries=0``: a task whose worker dies (killed, out of memory) fails
   its cell with Ray's reason (``WorkerCrashedError: ...``) and the grid goes on;
-  ``--resume`` runs it again. (A task killed outright leaves its ``genbench-cell-*``
-  temporary folder on its node.)
+  ``--resume`` runs it again. A task on the driver's host runs its cell inside the driver's
+  scratch folder (named by host and driver pid, as the process executor's), which the driver
+  removes at the end and the next pool removes if the driver was killed; a task killed
+  outright on another node leaves its ``genbench-cell-*`` temporary folder there.
 * **Plugins.** Workers import genbench and plugins as installed packages; plugins added to
   the driver's registry in-process are sent along with the tasks.
 """
@@ -36,9 +38,12 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +52,7 @@ from genbench.errors import GenbenchError
 from genbench.protocol import CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor, refuse_unused
+from genbench.run.executors.process import remove_orphaned_scratch, scratch_prefix
 from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
 from genbench.run.executors.resources import check_cpu_workers, cpu_cores, plan_threads
 
@@ -94,8 +100,14 @@ def check_reachable(address: str, where: str, timeout: float = CONNECT_SECONDS) 
         ) from None
 
 
-def ray_cell(spec: CellSpec, plugins: list[ShippedPlugin], events: Any, threads: int) -> CellResult:
-    """One cell as a Ray task: run it in a private folder and return its record and files."""
+def ray_cell(
+    spec: CellSpec, plugins: list[ShippedPlugin], events: Any, threads: int, scratch: tuple[str, str] | None = None
+) -> CellResult:
+    """One cell as a Ray task: run it in a private folder and return its record and files.
+
+    ``scratch`` is the driver's (host, folder): on that host the private folder goes inside it,
+    so that a task killed outright leaves nothing the driver does not remove.
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -106,7 +118,8 @@ def ray_cell(spec: CellSpec, plugins: list[ShippedPlugin], events: Any, threads:
             events.put((kind, cell_id, detail))
 
     send("start", spec.cell_id, None)
-    return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail))
+    here = Path(scratch[1]) if scratch and scratch[0] == socket.gethostname() and Path(scratch[1]).is_dir() else None
+    return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail), here)
 
 
 def ray_failure(exc: BaseException) -> str:
@@ -129,6 +142,7 @@ class RayExecutor(Executor):
         self._pending: dict[Any, CellSpec] = {}
         self._resources = (1.0, 0.0, 1)  # (num_cpus, num_gpus, torch threads) of a cell's task
         self._reason = ""  # why those threads (recorded in each cell's environment)
+        self._scratch: Path | None = None  # the tasks' temporary folders on this host live here
 
     @classmethod
     def check(cls, request: RunRequest) -> None:
@@ -138,7 +152,9 @@ class RayExecutor(Executor):
         if address is None:
             if request.workers is not None:
                 check_cpu_workers(request.workers)
-            plan_threads(request.threads, request.workers or cpu_cores(), "ray")
+            plan_threads(
+                request.threads, request.workers or cpu_cores(), "ray", default_workers=request.workers is None
+            )
         if address is not None:
             check_reachable(address, where)
 
@@ -146,6 +162,8 @@ class RayExecutor(Executor):
         ray = self._ray = import_ray()
         if not ray.is_initialized():
             self._start(ray)
+        remove_orphaned_scratch()  # of drivers killed with their tasks (process or ray)
+        self._scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix()))
         try:
             self._resources = self._task_resources()
         except BaseException:
@@ -176,6 +194,9 @@ class RayExecutor(Executor):
         if self._started:
             self._started = False
             ray.shutdown()
+        if self._scratch is not None:  # after the tasks stopped: what a killed one left
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _task_resources(self) -> tuple[float, float, int]:
         """(num_cpus, num_gpus, torch threads) of one cell's task; a GPU device the cluster lacks is an error."""
@@ -183,7 +204,8 @@ class RayExecutor(Executor):
         available = ray.cluster_resources()
         local = ray_address(self.request)[0] is None
         if local:
-            threads, self._reason = plan_threads(self.request.threads, self.request.workers or cpu_cores(), "ray")
+            workers, default = self.request.workers or cpu_cores(), self.request.workers is None
+            threads, self._reason = plan_threads(self.request.threads, workers, "ray", default_workers=default)
         else:
             threads = self.request.threads or 1
             self._reason = f"--threads {threads}" if self.request.threads else "ray: 1 CPU per task on a cluster"
@@ -210,6 +232,7 @@ class RayExecutor(Executor):
         by_id = {s.cell_id: s for s in specs}
         todo = deque(specs)
         limit = self.request.workers or len(specs)
+        scratch = (socket.gethostname(), str(self._scratch)) if self._scratch is not None else None
         started: set[str] = set()
 
         def forward() -> None:
@@ -226,7 +249,7 @@ class RayExecutor(Executor):
                 while todo and len(self._pending) < limit:
                     spec = todo.popleft()
                     sent = dataclasses.replace(spec, threads=threads, threads_reason=self._reason)
-                    self._pending[task.remote(sent, plugins, events, threads)] = spec
+                    self._pending[task.remote(sent, plugins, events, threads, scratch)] = spec
                 done, _ = ray.wait(list(self._pending), num_returns=1, timeout=POLL_SECONDS)
                 forward()
                 for ref in done:

@@ -41,18 +41,23 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return min(threads, cap) if cap else threads
 
 
-def plan_threads(requested: int | None, workers: int, who: str, cores: int | None = None) -> tuple[int, str]:
+def plan_threads(
+    requested: int | None, workers: int, who: str, cores: int | None = None, default_workers: bool = False
+) -> tuple[int, str]:
     """Torch threads for each of ``workers`` workers of executor ``who``, and the reason the records keep.
 
     ``requested`` (``--threads``) is taken when ``workers x requested`` fits the cores (or is 1:
-    a worker cannot have fewer); otherwise a one-line GenbenchError names the largest that fits.
+    a worker cannot have fewer); otherwise a one-line GenbenchError names the largest that fits
+    (and, with ``default_workers``, that the workers are the default count: the user gave no --workers).
     """
     cores = cores or cpu_cores()
     fits = max(1, cores // max(1, workers))
     if requested is not None:
         if requested > fits:
+            default = " (the default: one per core)" if default_workers else ""
             raise GenbenchError(
-                f"--threads {requested} with {workers} {who} worker{'s' * (workers != 1)}: {workers * requested} "
+                f"--threads {requested} with {workers} {who} worker{'s' * (workers != 1)}{default}: "
+                f"{workers * requested} "
                 f"threads on {cores} CPU core(s) would oversubscribe them; valid: 1 to {fits} (or leave --threads out)"
             )
         return requested, f"--threads {requested}"
