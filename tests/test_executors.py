@@ -130,6 +130,29 @@ def test_a_resume_that_reuses_every_cell_on_a_pool_executor_starts_nothing_and_k
     assert [r.attempt for r in again.records] == [r.attempt for r in first.records]  # none recomputed
 
 
+def test_a_plugin_executor_with_its_own_check_still_gets_unused_options_refused(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None]
+) -> None:
+    class Permissive(ReverseExecutor):
+        @classmethod
+        def check(cls, request: RunRequest) -> None:  # its own checks, none about --workers
+            pass
+
+    class Plugin:
+        @genbench.hookimpl
+        def register_executors(self, register: Callable[[type[Any]], None]) -> None:
+            register(Permissive)
+
+    use_plugin(Plugin(), "test-permissive")
+    req = tiny_request(tmp_path, cache_dir, executor="reverse", workers=2)
+    with pytest.raises(
+        GenbenchError,
+        match=r"^--workers 2: the 'reverse' executor does not use it; it is for --executor process or ray$",
+    ):
+        run_grid(req)
+    assert not (tmp_path / "results.csv").exists()
+
+
 def test_the_progress_display_has_a_bar_per_running_cell(tmp_path: Path) -> None:
     import io
 

@@ -53,7 +53,7 @@ from genbench.run.events import (
     Planned,
     Preparing,
 )
-from genbench.run.executors.base import CellResult, Executor
+from genbench.run.executors.base import CellResult, Executor, refuse_unused
 from genbench.run.executors.remote import failed_cell, land
 from genbench.run.executors.serial import SerialExecutor, run_reported
 from genbench.run.fastpath import check_fast_path
@@ -129,7 +129,9 @@ def validate(request: RunRequest) -> list[CellSpec]:
     check_reference_stats(p, info)
     device = resolve_device(p.device)
     check_fast_path(p, device)  # --precision supported by the device, --compile has what it needs
-    registry.executor(request.executor).check(request)  # workers, GPUs, Ray: before any work
+    executor = registry.executor(request.executor)  # workers, GPUs, Ray: before any work
+    refuse_unused(executor, request, (e.cls for e in registry.executors.values()))  # options it does not read
+    executor.check(request)
     check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)

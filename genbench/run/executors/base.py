@@ -4,7 +4,8 @@ An executor is a class registered through the plugin hook ``register_executors``
 chosen with ``genbench run --executor NAME`` (or ``executor = "NAME"`` in a suite). The
 runner (:func:`genbench.run.runner.run_grid`) uses it like this::
 
-    Executor.check(request)            # in validate(), before any work: one-line GenbenchError
+    refuse_unused(...)                 # in validate(), before any work: options not in `uses`
+    Executor.check(request)            # then the executor's own checks: one-line GenbenchError
     with ExecutorClass(request) as ex: # start workers / connect to a cluster (GenbenchError if not)
         for result in ex.run(specs, on_event):
             ...                        # the driver writes the cell's files, results.csv, run.json
@@ -70,13 +71,13 @@ class Executor(abc.ABC):
     def __init__(self, request: RunRequest) -> None:
         self.request = request
 
-    @classmethod
+    @classmethod  # noqa: B027 - optional: most executors need no check of their own
     def check(cls, request: RunRequest) -> None:
         """Check the options that involve this executor, before any work; raise GenbenchError in one line.
 
-        The default refuses executor options this executor does not read (:attr:`uses`).
+        The runner has already refused the executor options this executor does not read
+        (:attr:`uses`, :func:`refuse_unused`); the default checks nothing more.
         """
-        refuse_unused(cls, request)
 
     def __enter__(self) -> Executor:
         """Start what the cells need (worker processes, a connection); raise GenbenchError if it cannot."""
@@ -101,15 +102,18 @@ def given(request: RunRequest, name: str) -> bool:
     return getattr(request, name) not in (None, ())
 
 
-def refuse_unused(cls: type[Executor], request: RunRequest, names: Iterable[str] = EXECUTOR_OPTIONS) -> None:
-    """``--workers 2: the 'serial' executor does not use it; it is for --executor process or ray``."""
-    from genbench.plugins import get_registry
+def refuse_unused(cls: type[Executor], request: RunRequest, executors: Iterable[type[Executor]]) -> None:
+    """``--workers 2: the 'serial' executor does not use it; it is for --executor process or ray``.
 
+    ``executors`` are the registered ones (the runner passes the registry's), named as the
+    executors that do read an option.
+    """
     flags = {o.name: o.flag for o in run_options()}
-    for name in names:
+    known = list(executors)
+    for name in EXECUTOR_OPTIONS:
         if name in cls.uses or not given(request, name):
             continue
-        users = sorted(e.name for e in get_registry().executors.values() if name in e.cls.uses)
+        users = sorted(e.name for e in known if name in e.uses)
         shown = describe(getattr(request, name))
         where = f"it is for --executor {' or '.join(users)}" if users else "no installed executor uses it"
         raise GenbenchError(f"{flags[name]} {shown}: the {cls.name!r} executor does not use it; {where}")

@@ -57,7 +57,7 @@ from typing import Any
 from genbench.errors import GenbenchError
 from genbench.protocol import CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
-from genbench.run.executors.base import CellResult, Executor, refuse_unused
+from genbench.run.executors.base import CellResult, Executor
 from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
 from genbench.run.executors.resources import (
     THREAD_VARIABLES,
@@ -281,7 +281,6 @@ class ProcessExecutor(Executor):
 
     @classmethod
     def check(cls, request: RunRequest) -> None:
-        refuse_unused(cls, request)
         plan_workers(request)
 
     # -- pool ------------------------------------------------------------------------------------

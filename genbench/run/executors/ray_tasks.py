@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 from genbench.errors import GenbenchError
 from genbench.protocol import CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
-from genbench.run.executors.base import CellResult, Executor, refuse_unused
+from genbench.run.executors.base import CellResult, Executor
 from genbench.run.executors.process import remove_orphaned_scratch, scratch_prefix
 from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
 from genbench.run.executors.resources import check_cpu_workers, cpu_cores, plan_threads
@@ -146,7 +146,6 @@ class RayExecutor(Executor):
 
     @classmethod
     def check(cls, request: RunRequest) -> None:
-        refuse_unused(cls, request)
         import_ray()
         address, where = ray_address(request)
         if address is None:
