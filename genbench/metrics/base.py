@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from genbench.datasets.base import DataInfo, DataKind, LoadedData, Split
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, NeedsModel
 from genbench.protocol import Protocol
 
 
@@ -45,7 +45,7 @@ class EvalContext:
         return self.dataset.info
 
 
-class Metric(abc.ABC):
+class Metric(NeedsModel, abc.ABC):
     """Base class of metric plugins.
 
     ``compute`` returns ``{key: value}`` (``fid`` returns ``fid_domain`` and
@@ -85,15 +85,6 @@ class Metric(abc.ABC):
     def integer(self, key: str) -> bool:
         """Whether ``key`` only takes whole numbers (a count such as classes covered); False by default."""
         return False
-
-    def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
-        """Why this metric does not apply to ``model`` on ``data``, or None if it does."""
-        if data.kind not in self.data_kinds:
-            return f"{self.name} needs {'/'.join(sorted(self.data_kinds))} data, {data.name} is {data.kind}"
-        missing = sorted(c.value for c in self.requires - model.capabilities)
-        if missing:
-            return f"{self.name} needs a model that can {', '.join(missing)}; {model.name} cannot"
-        return None
 
     def backbones(self, protocol: Protocol) -> tuple[str, ...]:
         """The feature backbones this metric reads (for the protocol manifest); none by default."""

@@ -37,6 +37,26 @@ class Capability(enum.StrEnum):
     DISCRIMINATE = "discriminate"  # scores how real examples look: discriminate(x) (figures: GAN-Lab views)
 
 
+class NeedsModel:
+    """What a metric or a figure needs: model capabilities (``requires``) and data kinds (``data_kinds``).
+
+    One rule for both plugin kinds, so that ``genbench list`` and the runner explain a skip the same way.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[frozenset[Capability]]
+    data_kinds: ClassVar[frozenset[DataKind]]
+
+    def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
+        """Why this does not apply to ``model`` on ``data``, or None if it does."""
+        if data.kind not in self.data_kinds:
+            return f"{self.name} needs {'/'.join(sorted(self.data_kinds))} data, {data.name} is {data.kind}"
+        missing = sorted(c.value for c in self.requires - model.capabilities)
+        if missing:
+            return f"{self.name} needs a model that can {', '.join(missing)}; {model.name} cannot"
+        return None
+
+
 class GenerativeModel(nn.Module, abc.ABC):
     """Base class of every model plugin.
 

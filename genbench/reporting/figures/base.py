@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from genbench.datasets.base import DataInfo, DataKind, LoadedData
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, NeedsModel
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # figure names become file names: lower-case letters, digits, _
 # Names of the files a cell writes itself (samples.png, curves.png, history.csv, checkpoint.pt, record.json):
@@ -83,7 +83,7 @@ class FigureContext:
         return None
 
 
-class Figure(abc.ABC):
+class Figure(NeedsModel, abc.ABC):
     """Base class of figure plugins.
 
     ``draw`` returns ``{file name: picture}``: an ``Image`` is saved as PNG, an
@@ -99,16 +99,7 @@ class Figure(abc.ABC):
     data_kinds: ClassVar[frozenset[DataKind]] = frozenset({"image", "points"})
     every_epoch: ClassVar[bool] = False  # call on_epoch after every epoch (keep it cheap: a small fixed batch)
 
-    def not_applicable(self, model: type[GenerativeModel], data: DataInfo) -> str | None:
-        """Why this figure does not apply to ``model`` on ``data``, or None if it does."""
-        if data.kind not in self.data_kinds:
-            return f"{self.name} needs {'/'.join(sorted(self.data_kinds))} data, {data.name} is {data.kind}"
-        missing = sorted(c.value for c in self.requires - model.capabilities)
-        if missing:
-            return f"{self.name} needs a model that can {', '.join(missing)}; {model.name} cannot"
-        return None
-
-    def on_epoch(self, ctx: FigureContext) -> None:  # noqa: B027 (optional hook: does nothing by default)
+    def on_epoch(self, ctx: FigureContext) -> None:
         """Keep what the picture needs after epoch ``ctx.epoch`` (CPU tensors); called only if ``every_epoch``."""
 
     @abc.abstractmethod
