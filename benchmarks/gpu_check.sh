@@ -9,13 +9,7 @@
 set -uo pipefail
 OUT=${OUT:-results/gpu-check}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export GENBENCH_CACHE=${GENBENCH_CACHE:-/tmp/genbench-cache} PYTHONUNBUFFERED=1
+source benchmarks/gpu_env.sh  # wheels from .whl/, PYTHONPATH, cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, torch_fidelity; print('torch', torch.__version__, torch.cuda.get_device_name(), 'torch-fidelity', torch_fidelity.__version__)"
 stamp() { date +%s.%N; }

@@ -10,13 +10,7 @@
 set -uo pipefail
 OUT=${OUT:-results/gpu-scale}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export GENBENCH_CACHE=${GENBENCH_CACHE:-/tmp/genbench-cache} PYTHONUNBUFFERED=1
+source benchmarks/gpu_env.sh  # wheels from .whl/, PYTHONPATH, cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 t0=$(date +%s)
 timeout 150 python3 benchmarks/bench_scale.py --executors serial,process:2,process:8 --epochs 2 \
