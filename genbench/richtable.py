@@ -177,7 +177,8 @@ def build(table: ComparisonTable, layout: Layout, width: int | None = None) -> A
         show_lines=table.seeds > 1,  # rules between rows only where cells hold an interval line
     )
     heads = headers(table)
-    texts = _transposed(table) if layout.transposed else [_columns(table)[j] for j in layout.columns]
+    columns = _columns(table) if not layout.transposed else []  # each column's texts, formatted once
+    texts = _transposed(table) if layout.transposed else [columns[j] for j in layout.columns]
     sizes: list[int | None] = [None] * len(texts)
     if width is not None:
         sizes = list(allot([_min_width(t) for t in texts], [_max_width(t) for t in texts], width))

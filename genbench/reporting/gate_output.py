@@ -21,6 +21,7 @@ from genbench.reporting.compare import Comparison, Figure
 from genbench.reporting.significance import MAX_SEEDS
 from genbench.reporting.stats import summarize
 from genbench.reporting.table import format_summary
+from genbench.reporting.table_output import _md
 from genbench.reporting.tolerance import SPEED_FIGURES
 from genbench.results import safe_csv_text
 
@@ -118,10 +119,6 @@ def _count(n: int, what: str) -> str:
 
 def _cells_line(cells: Sequence[Cell]) -> str:
     return ", ".join(f"`{c.label}`" for c in cells)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def _table_md(rows: Sequence[dict[str, Any]], a: str, b: str) -> list[str]:
@@ -262,9 +259,6 @@ def check_junit(r: CheckResult) -> str:
     c = r.comparison
     suite = ET.Element("testsuite", name=f"genbench check {c.b.source} vs {c.a.source}")
     failures = errors = skipped = 0
-    by_cell: dict[str, list[str]] = {}
-    for x in r.regressions:
-        by_cell.setdefault(f"{x.cell}\0{x.what}", []).append(x.message)
     labels = {f.cell: f.label for f in c.figures}
     for f in c.figures:
         case = ET.SubElement(suite, "testcase", classname=f.label, name=f.name)
@@ -279,12 +273,7 @@ def check_junit(r: CheckResult) -> str:
         label = labels[key]
         for name, prefix in (("status", "status"), ("flags", "flag:")):
             case = ET.SubElement(suite, "testcase", classname=label, name=name)
-            found = [
-                m
-                for k, ms in by_cell.items()
-                for m in ms
-                if k.split("\0")[0] == label and k.split("\0")[1].startswith(prefix)
-            ]
+            found = [x.message for x in r.regressions if x.cell == label and x.what.startswith(prefix)]
             if found:
                 ET.SubElement(case, "failure", message=found[0], type="regression").text = "\n".join(found)
                 failures += 1

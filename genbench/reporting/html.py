@@ -310,7 +310,7 @@ def _run_table(ri: int, run: RunView, pics: _Pictures) -> str:
                 text += f'<span class="ci">{escape(t.intervals[(i, j)])}</span>'
             if j == 0 and target:
                 text = f'<a href="#{escape(cell_anchor(ri, target))}">{text}</a>'
-            if j == len(row) - 1:
+            if j == t.status_column:
                 n_ok, n = t.ok_seeds[i] if i < len(t.ok_seeds) else (1, 1)
                 kind = "ok" if n_ok == n else "failed" if n_ok == 0 else "diverged"
                 text = f'<span class="badge b-{kind}">{text}</span>'
