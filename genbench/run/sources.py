@@ -48,6 +48,7 @@ from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError
 from genbench.hyper import Hyper
 from genbench.models.base import Capability, GenerativeModel
+from genbench.results import file_digest
 from genbench.run.cell import SAMPLING_SEED_OFFSET
 from genbench.run.contract import ContractError, check_batch, check_values
 from genbench.run.train import Diverged
@@ -88,14 +89,6 @@ class Generator:
         if self.metadata:
             out["export"] = self.metadata
         return out
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _metadata(text: str | bytes | None, where: str) -> dict[str, Any]:
@@ -149,7 +142,7 @@ def load_torchscript(
         return out
 
     params = sum(p.numel() for p in module.parameters())
-    return Generator("torchscript", str(path), file_sha256(path), call, dim, dist, cond, params, meta)
+    return Generator("torchscript", str(path), file_digest(path).sha256, call, dim, dist, cond, params, meta)
 
 
 def load_onnx(path: Path, z_dim: int | None, z_dist: ZDist | None, conditional: bool | None) -> Generator:
@@ -185,7 +178,7 @@ def load_onnx(path: Path, z_dim: int | None, z_dist: ZDist | None, conditional: 
             feed[names[1]] = labels.cpu().numpy()
         return torch.from_numpy(session.run(None, feed)[0])
 
-    return Generator("onnx", str(path), file_sha256(path), call, dim, dist, cond, 0, meta)
+    return Generator("onnx", str(path), file_digest(path).sha256, call, dim, dist, cond, 0, meta)
 
 
 def load_callable(spec: str, conditional: bool | None) -> Generator:
