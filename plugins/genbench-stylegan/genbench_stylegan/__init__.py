@@ -314,9 +314,7 @@ class StyleGAN(genbench.GenerativeModel):
                 self.r1_penalty = penalty.detach()
             if hp.r1 > 0:
                 logs["r1_penalty"] = self.r1_penalty  # the last computed value (every step logs the same keys)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_d.step()
+            self.update(loss, self.opt_d)  # loss-scaled under --precision fp16
             loss_d_sum = loss_d_sum + loss_d.detach()
             logs["d_x"] = torch.sigmoid(d_real.detach()).mean()  # probabilities, genbench's convention
             logs["d_g_z"] = torch.sigmoid(d_fake.detach()).mean()
@@ -326,9 +324,7 @@ class StyleGAN(genbench.GenerativeModel):
             if j > 0:
                 fake = torch.tanh(self.synthesis(self.styles_for_training(n)))
             loss_g = F.softplus(-self.discriminator(fake)).mean()  # non-saturating
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
+            self.update(loss_g, self.opt_g)
             loss_g_sum = loss_g_sum + loss_g.detach()
         return {"loss_d": loss_d_sum / hp.d_steps, "loss_g": loss_g_sum / hp.g_steps, **logs}
 
