@@ -64,7 +64,7 @@ from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
 from genbench.run.train import NUMERICAL_ERRORS, Diverged, TrainResult, numerical_reason, train
 from genbench.run.watch import Watch
-from genbench.threads import apply_threads, decide
+from genbench.threads import ThreadChoice, apply_threads, decide
 
 # (cell_id, event, detail): "phase" with the phase name, "epoch" with (epoch, epochs, means), "step" with
 # (epoch, epochs, steps done in the epoch, steps per epoch), "work" with (what, done, total) from genbench.progress.
@@ -177,6 +177,8 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
     record.attempt = start_attempt(spec.out_dir)
+    threads = decide(spec.threads, reason=spec.threads_reason)  # per cell: the machine's load changes during a grid
+    apply_threads(threads.threads)  # before the calibration: its yardstick runs on the cell's threads
     time_calibration(record, protocol.device)
     progress = TrainResult()
     record.history = progress.history  # the same list: epochs that finished are kept whatever happens next
@@ -184,7 +186,7 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     guard = CellGuard(spec.cell_timeout)
     try:
         with guard:
-            _run_phases(spec, record, progress, guard, on_event or (lambda *_: None))
+            _run_phases(spec, record, progress, guard, on_event or (lambda *_: None), threads)
     except Diverged as exc:
         record.status, record.error = "diverged", str(exc)
     except ContractError as exc:
@@ -231,12 +233,15 @@ def time_calibration(record: CellRecord, device: str) -> None:
 
 
 def _run_phases(
-    spec: CellSpec, record: CellRecord, progress: TrainResult, guard: CellGuard, notify: CellCallback
+    spec: CellSpec,
+    record: CellRecord,
+    progress: TrainResult,
+    guard: CellGuard,
+    notify: CellCallback,
+    threads: ThreadChoice,
 ) -> None:
     """The body of :func:`run_cell`: fills ``record`` as it goes, raises on failure or divergence."""
     protocol = spec.protocol
-    threads = decide(spec.threads, reason=spec.threads_reason)  # per cell: the machine's load changes during a grid
-    apply_threads(threads.threads)
     registry = get_registry()
     cls = registry.model(spec.model)
     data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
