@@ -19,6 +19,7 @@ file it wrote with the size and sha256 of the bytes written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -42,6 +43,7 @@ from genbench.metrics.features import evaluation_manifest
 from genbench.metrics.frechet import sample_flags
 from genbench.models.base import Capability, GenerativeModel
 from genbench.plugins import get_registry
+from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, FileDigest
 from genbench.reporting import images
 from genbench.results import (
@@ -166,9 +168,15 @@ def run_cell(spec: CellSpec, on_event: CellCallback | None = None) -> CellRecord
     """Train, sample, evaluate and save one cell; always return a record (the user's Ctrl-C aside).
 
     Only a cell folder that cannot be written safely (a symbolic link, see
-    :func:`start_attempt`) raises GenbenchError, before any work.
+    :func:`start_attempt`) raises GenbenchError, before any work. Long work inside the cell
+    (feature extraction, ...) that reports through :mod:`genbench.progress` reaches ``on_event``
+    as ``"work"`` events, whatever executor runs the cell.
     """
-    with recording_writes() as written:
+    with contextlib.ExitStack() as stack:
+        if on_event is not None:
+            send = on_event
+            stack.enter_context(reporting(lambda what, done, total: send(spec.cell_id, "work", (what, done, total))))
+        written = stack.enter_context(recording_writes())
         return _run_cell(spec, on_event, written)
 
 
@@ -294,9 +302,7 @@ def _run_phases(
         t.items = n
     record.timings["sample"] = t
     reference_full = data.split(protocol.reference_split)
-    # conditional samples are class-balanced in label order: one column per class (up to 16 classes)
-    k = data.info.num_classes or 0
-    columns = k if labels is not None and 0 < k <= 16 else 8
+    columns = images.sample_columns(data.info, labels is not None)
     images.save_samples(samples, data.info, reference_full.x, spec.out_dir / "samples.png", columns)
     record.artifacts["samples"] = f"cells/{spec.cell_id}/samples.png"
     save_checkpoint(model, spec, data.info, spec.out_dir / "checkpoint.pt")

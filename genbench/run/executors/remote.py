@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from genbench.folder import safe_relative
 from genbench.plugins import get_registry
-from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec
 from genbench.results import RECORD_JSON, atomic_path, atomic_write_json
 from genbench.run.executors.base import CellResult, PackedCell
@@ -42,12 +41,7 @@ def run_packed(spec: CellSpec, on_event: CellCallback | None = None, scratch: Pa
 
     with tempfile.TemporaryDirectory(prefix="genbench-cell-", dir=scratch) as tmp:
         local = dataclasses.replace(spec, out_dir=Path(tmp) / "cells" / spec.cell_id)
-        if on_event is None:
-            record = run_cell(local)
-        else:
-            send = on_event  # long work inside the cell (features, ...) reported as "work" events, as serial does
-            with reporting(lambda what, done, total: send(spec.cell_id, "work", (what, done, total))):
-                record = run_cell(local, send)
+        record = run_cell(local, on_event)  # long work inside the cell comes as "work" events, as in serial
         files = {}
         for rel in record.artifacts.values():
             name = Path(rel).name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor
@@ -31,11 +30,6 @@ class SerialExecutor(Executor):
 
 def run_reported(spec: CellSpec, on_event: EventCallback) -> CellRecord:
     """``run_cell`` with its progress as events: phases, epochs, steps, and long work inside (features...)."""
-
-    def work(what: str, done: int, total: int | None) -> None:
-        on_event(CellProgress(spec.cell_id, "work", (what, done, total)))
-
     from genbench.run.cell import run_cell  # here: the registry imports executors, and a cell imports much
 
-    with reporting(work):
-        return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
+    return run_cell(spec, lambda cid, kind, detail: on_event(CellProgress(cid, kind, detail)))
