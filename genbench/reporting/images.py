@@ -138,6 +138,13 @@ def _panel(
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
 
 
+def sample_columns(info: DataInfo, conditional: bool) -> int:
+    """Columns of a sample sheet: conditional samples are class-balanced in label order, so one
+    column per class (up to 16 classes); 8 otherwise."""
+    k = info.num_classes or 0
+    return k if conditional and 0 < k <= 16 else 8
+
+
 def save_samples(samples: torch.Tensor, data: DataInfo, real: torch.Tensor, path: Path, columns: int = 8) -> None:
     """Write the cell's sample picture: a grid for images (``columns`` wide), a scatter over the data for points."""
     img = sample_grid(samples, columns=columns) if data.kind == "image" else scatter(real, samples)

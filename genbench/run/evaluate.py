@@ -423,8 +423,7 @@ def _evaluate(
                         "exact)"
                     )
             reference_full = data.split(protocol.reference_split)
-            k = info.num_classes or 0
-            columns = k if labels is not None and 0 < k <= 16 else 8
+            columns = images.sample_columns(info, labels is not None)
             images.save_samples(samples, info, reference_full.x, out_dir / "samples.png", columns)
             record.artifacts["samples"] = f"{CELLS}/{cell_id}/samples.png"
             reference = reference_full.head(protocol.n_reference(len(reference_full)))

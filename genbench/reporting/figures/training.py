@@ -8,6 +8,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from genbench.models.base import Capability, GenerativeModel
+from genbench.reporting import images
 from genbench.reporting.figures import draw
 from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped, Picture
 
@@ -37,8 +38,7 @@ class SamplesOverTraining(Figure):
         self.frames: list[tuple[int, torch.Tensor]] = []
 
     def _columns(self, ctx: FigureContext) -> int:
-        k = ctx.data.num_classes or 0
-        return k if ctx.labels(1) is not None and 0 < k <= 16 else 8
+        return images.sample_columns(ctx.data, ctx.labels(1) is not None)
 
     def on_epoch(self, ctx: FigureContext) -> None:
         n = self.POINTS if ctx.data.kind == "points" else 2 * self._columns(ctx)
