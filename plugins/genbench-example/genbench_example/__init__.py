@@ -91,14 +91,10 @@ class LSGAN(genbench.GenerativeModel):
         d_real = self._score(x)
         d_fake = self._score(fake.detach())
         loss_d = 0.5 * ((d_real - hp.b).pow(2).mean() + (d_fake - hp.a).pow(2).mean())
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        self.update(loss_d, self.opt_d)  # zero_grad, backward, step (loss-scaled under --precision fp16)
 
         loss_g = 0.5 * (self._score(fake) - hp.c).pow(2).mean()
-        self.opt_g.zero_grad(set_to_none=True)  # D's stray gradients are cleared by its next zero_grad
-        loss_g.backward()
-        self.opt_g.step()
+        self.update(loss_g, self.opt_g)  # D's stray gradients are cleared by its next update
 
         # 0-dim tensors, not floats: genbench averages them on the device once per epoch. D's raw scores
         # are not probabilities, so they are not logged as d_x / d_g_z (genbench's convention).
