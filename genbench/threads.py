@@ -16,8 +16,7 @@ So genbench chooses, for every cell (load changes during a grid):
   the cores the executor gave each worker (``max(1, cores // workers)``, see
   :mod:`genbench.run.executors.resources`), so that workers x threads never exceed the cores;
 * else ``$OMP_NUM_THREADS`` when the user set it (torch honours it too);
-* else the cores this process may run on, shared among ``workers`` processes,
-  less the cores that *other* processes kept busy since the last choice (read
+* else the cores this process may run on, less the cores that *other* processes kept busy since the last choice (read
   from ``/proc/stat`` minus this process's own CPU time; ``os.getloadavg`` where
   there is no ``/proc``), and at least 1. A machine kept busy by someone else
   therefore trains on one thread: never the collapse above, at most the speed of
@@ -144,14 +143,21 @@ class _Meter:
 _METER = _Meter()
 
 
-def auto_threads(cores: int, busy: float, workers: int = 1) -> int:
-    """Threads for one of ``workers`` processes on ``cores`` cores while others keep ``busy`` cores busy."""
-    share = max(1, cores // max(1, workers))
-    free = math.floor(cores - busy + SLACK)
-    return max(1, min(share, free))
+def auto_threads(cores: int, busy: float) -> int:
+    """Threads for a process on ``cores`` cores while others keep ``busy`` cores busy."""
+    return max(1, min(cores, math.floor(cores - busy + SLACK)))
 
 
-def decide(requested: int | None, workers: int = 1, reason: str = "") -> ThreadChoice:
+def env_threads() -> int | None:
+    """``$OMP_NUM_THREADS`` as a positive integer, or None when it is not set (or not one)."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def decide(requested: int | None, reason: str = "") -> ThreadChoice:
     """The thread count for the next cell, with the reason (see the module docstring for the policy).
 
     ``reason`` says why ``requested`` was chosen when it did not come from ``--threads`` (a parallel
@@ -160,19 +166,17 @@ def decide(requested: int | None, workers: int = 1, reason: str = "") -> ThreadC
     check_threads(requested)
     if requested is not None:
         return ThreadChoice(requested, reason or f"--threads {requested}")
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
-        return ThreadChoice(int(env), f"OMP_NUM_THREADS={int(env)}")
+    env = env_threads()
+    if env is not None:
+        return ThreadChoice(env, f"OMP_NUM_THREADS={env}")
     cores = usable_cores()
     busy = _METER.busy_elsewhere()
-    n = auto_threads(cores, busy, workers)
-    per = f", {workers} workers" if workers > 1 else ""
-    return ThreadChoice(n, f"auto: {cores} cores{per}, {busy:.1f} busy elsewhere")
+    return ThreadChoice(auto_threads(cores, busy), f"auto: {cores} cores, {busy:.1f} busy elsewhere")
 
 
-def choose_threads(requested: int | None, workers: int = 1) -> int:
+def choose_threads(requested: int | None) -> int:
     """The thread count for the next cell: ``requested`` if given, else the automatic choice."""
-    return decide(requested, workers).threads
+    return decide(requested).threads
 
 
 def apply_threads(n: int) -> int:

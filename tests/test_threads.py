@@ -38,19 +38,18 @@ def test_check_threads_accepts_none_and_positive_integers_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cores", "busy", "workers", "expected"),
+    ("cores", "busy", "expected"),
     [
-        (2, 0.0, 1, 2),  # a quiet machine: one thread per core, as torch would
-        (2, 0.2, 1, 2),  # a shell and an editor do not cost a thread
-        (2, 1.0, 1, 1),  # another process holds a core: never two threads spinning for one
-        (2, 7.0, 1, 1),  # load 7 on 2 cores: one thread, at least
-        (16, 0.0, 4, 4),  # four workers share 16 cores
-        (16, 13.0, 4, 3),  # ... and back off when the others (workers included) hold 13
-        (1, 0.0, 1, 1),
+        (2, 0.0, 2),  # a quiet machine: one thread per core, as torch would
+        (2, 0.2, 2),  # a shell and an editor do not cost a thread
+        (2, 1.0, 1),  # another process holds a core: never two threads spinning for one
+        (2, 7.0, 1),  # load 7 on 2 cores: one thread, at least
+        (16, 13.0, 3),  # the cores others leave free
+        (1, 0.0, 1),
     ],
 )
-def test_auto_threads_uses_the_cores_others_leave_free(cores: int, busy: float, workers: int, expected: int) -> None:
-    assert auto_threads(cores, busy, workers) == expected
+def test_auto_threads_uses_the_cores_others_leave_free(cores: int, busy: float, expected: int) -> None:
+    assert auto_threads(cores, busy) == expected
 
 
 def test_busy_between_subtracts_this_process_own_cpu_time() -> None:
@@ -108,3 +107,18 @@ def test_the_cli_sets_a_passive_wait_policy_before_torch_loads() -> None:
     env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's own choice wins
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "ACTIVE False"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("3", 3), (" 2 ", 2), ("0", None), ("-1", None), ("four", None), ("", None)]
+)
+def test_env_threads_takes_only_a_positive_integer(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert threads.env_threads() == expected
+    choice = decide(None)  # the executors' thread cap and a serial cell read the variable alike
+    if expected is None:
+        assert choice.reason.startswith("auto:")
+    else:
+        assert choice == threads.ThreadChoice(expected, f"OMP_NUM_THREADS={expected}")

@@ -185,7 +185,7 @@ def _run_cell(spec: CellSpec, on_event: CellCallback | None, written: Mapping[Pa
     record = CellRecord(spec.cell_id, spec.model, protocol.dataset, spec.seed, dict(spec.hyper))
     record.protocol = protocol.manifest()
     record.attempt = start_attempt(spec.out_dir)
-    threads = decide(spec.threads, reason=spec.threads_reason)  # per cell: the machine's load changes during a grid
+    threads = decide(spec.threads, spec.threads_reason)  # per cell: the machine's load changes during a grid
     apply_threads(threads.threads)  # before the calibration: its yardstick runs on the cell's threads
     time_calibration(record, protocol.device)
     progress = TrainResult()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from genbench.errors import GenbenchError
-from genbench.threads import usable_cores
+from genbench.threads import env_threads, usable_cores
 
 # Set in a worker's environment before it imports torch (and numpy/scipy's BLAS).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -25,19 +25,10 @@ def cpu_cores() -> int:
     return usable_cores()
 
 
-def thread_cap() -> int | None:
-    """``$OMP_NUM_THREADS`` as a positive integer, or None when it is not set (or not a number)."""
-    try:
-        value = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        return None
-    return value if value > 0 else None
-
-
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """``max(1, cores // workers)``, at most ``$OMP_NUM_THREADS``: workers x threads never exceed the cores."""
     threads = max(1, (cores or cpu_cores()) // max(1, workers))
-    cap = thread_cap()
+    cap = env_threads()
     return min(threads, cap) if cap else threads
 
 
@@ -62,7 +53,7 @@ def plan_threads(
             )
         return requested, f"--threads {requested}"
     threads = threads_per_worker(workers, cores)
-    cap = thread_cap()
+    cap = env_threads()
     capped = f", OMP_NUM_THREADS={cap}" if cap is not None and cap < fits else ""
     return threads, f"{who}: {workers} workers on {cores} cores{capped}"
 
