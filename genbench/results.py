@@ -229,10 +229,17 @@ def write_results(out_dir: Path, records: Sequence[CellRecord]) -> Path:
     return path
 
 
-def read_results(out_dir: Path) -> pd.DataFrame:
+def read_run(out_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``results.csv`` (as :func:`read_results`) and ``run.json`` (as :func:`read_manifest`), each read once."""
+    manifest = read_manifest(out_dir)
+    return read_results(out_dir, manifest), manifest
+
+
+def read_results(out_dir: Path, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
     """``results.csv`` as written, the spreadsheet guard removed (the original text of every cell).
 
-    A damaged file is one GenbenchError naming it and what is wrong.
+    A damaged file is one GenbenchError naming it and what is wrong. ``manifest``: the folder's
+    ``run.json`` when the caller has read it already (it says which columns are metrics).
 
     Every command that reads a run (``genbench table`` and whatever renders or compares runs)
     comes through here and :func:`read_manifest`, so an empty, binary, truncated or hand-broken
@@ -243,7 +250,8 @@ def read_results(out_dir: Path) -> pd.DataFrame:
         raise GenbenchError(f"{out_dir}: no {RESULTS_CSV} here; pass the folder a `genbench run --out` wrote")
     text = _read_text(path, "a CSV table")
     header, rows = _csv_rows(path, text)
-    numeric = {"params", "peak_mem_mb", *TIMING_COLUMNS, *read_manifest(out_dir).get("metric_better", {})}
+    manifest = read_manifest(out_dir) if manifest is None else manifest
+    numeric = {"params", "peak_mem_mb", *TIMING_COLUMNS, *manifest.get("metric_better", {})}
     for line, row in rows:
         for column, value in zip(header, row, strict=True):
             problem = _bad_value(column, value, numeric)

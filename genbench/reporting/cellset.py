@@ -32,7 +32,7 @@ from genbench.errors import GenbenchError
 from genbench.folder import CELLS, safe_relative
 from genbench.protocol import CellRecord
 from genbench.reporting.tolerance import SPEED_PHASES
-from genbench.results import RECORD_JSON, RUN_JSON, read_manifest, read_record, read_results
+from genbench.results import RECORD_JSON, RUN_JSON, read_record, read_run
 
 SPEED_UNITS = {"train": "img/s trained", "sample": "img/s generated", "evaluate": "img/s evaluated"}
 # Protocol settings that change no number: where files are, how big a feature batch is, the device
@@ -199,19 +199,8 @@ def load_run(path: Path) -> CellSet:
         raise GenbenchError(f"{path}: no such folder; {what}")
     if not path.is_dir():
         raise GenbenchError(f"{path}: not a folder; {what}")
-    try:
-        frame = read_results(path)
-    except FileNotFoundError:
-        raise GenbenchError(f"{path}: not a genbench run (no results.csv); {what}") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise GenbenchError(f"{path / 'results.csv'}: cannot be read ({' '.join(str(exc).split())[:120]})") from None
-    try:
-        manifest = read_manifest(path)
-    except GenbenchError:
-        raise
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise GenbenchError(f"{path / RUN_JSON}: damaged ({' '.join(str(exc).split())[:120]})") from None
-    if not isinstance(manifest, dict) or not manifest:
+    frame, manifest = read_run(path)  # damage in either file: one GenbenchError naming it
+    if not manifest:
         raise GenbenchError(f"{path}: not a genbench run (no readable {RUN_JSON}); {what}")
     if "cell" not in frame.columns:
         raise GenbenchError(f"{path / 'results.csv'}: no 'cell' column; not a results table genbench wrote")

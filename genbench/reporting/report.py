@@ -15,7 +15,6 @@ from the :class:`RunView` objects made here.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from genbench.errors import GenbenchError
 from genbench.folder import CELLS, safe_relative
 from genbench.protocol import CellRecord
 from genbench.reporting.table import ComparisonTable, comparison
-from genbench.results import RESULTS_CSV, RUN_JSON, open_inside, read_record, read_results
+from genbench.results import RESULTS_CSV, RUN_JSON, open_inside, read_record, read_run
 
 PICTURES = (".png", ".gif")
 MAX_PICTURE_BYTES = 8 << 20  # a picture larger than this is not embedded (genbench's are tens of kB)
@@ -133,26 +132,15 @@ def load_run(path: Path) -> RunView:
         raise GenbenchError(f"{path}: no such folder; pass a folder that `genbench run --out` wrote")
     if not (path / RESULTS_CSV).is_file():
         raise GenbenchError(f"{path}: not a genbench run (no {RESULTS_CSV}); pass a folder `genbench run --out` wrote")
-    try:
-        frame = read_results(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise GenbenchError(f"{path / RESULTS_CSV}: cannot be read ({' '.join(str(exc).split())[:120]})") from None
+    frame, manifest = read_run(path)  # damage in either file: one GenbenchError naming it
     absent = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if absent:
         raise GenbenchError(f"{path / RESULTS_CSV}: not genbench's results (no {absent[0]!r} column)")
     if frame.empty:
         raise GenbenchError(f"{path / RESULTS_CSV}: lists no cell; the run stopped before its first cell finished")
     notes: list[str] = []
-    try:
-        manifest = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except FileNotFoundError:
-        manifest = {}
+    if not manifest:
         notes.append(f"{RUN_JSON} is missing: the protocol and the metrics' directions are unknown")
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        manifest = {}
-        notes.append(f"{RUN_JSON} cannot be read ({type(exc).__name__}): the protocol is unknown")
     if not manifest.get("metric_better"):  # an older or damaged run.json: the records know the directions
         manifest = {**manifest, "metric_better": {}}
     cells = [_cell(path, row) for row in frame.to_dict("records")]

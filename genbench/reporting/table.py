@@ -56,7 +56,7 @@ from genbench.protocol import IDENTITY_COLUMNS
 from genbench.reporting.stats import Direction, Mark, Summary, rank, summarize
 from genbench.reporting.table_output import MISSING as MISSING
 from genbench.reporting.table_output import TIE, ComparisonTable, _fmt, _missing, format_summary, to_csv, to_markdown
-from genbench.results import read_manifest, read_results
+from genbench.results import read_run
 
 Format = Literal["rich", "csv", "markdown"]
 ALWAYS_HYPER = ("z_dim", "lr", "batch_size", "epochs")
@@ -404,7 +404,7 @@ def comparison(df: pd.DataFrame, manifest: dict[str, Any], columns: Sequence[str
 
 
 def load_table(out_dir: Path, columns: Sequence[str] | None = None) -> ComparisonTable:
-    return comparison(read_results(out_dir), read_manifest(out_dir), columns)
+    return comparison(*read_run(out_dir), columns)
 
 
 def to_rich(table: ComparisonTable, out_dir: Path | None = None, chosen: bool = False) -> Any:
@@ -426,7 +426,7 @@ def render(out_dir: Path, fmt: str, columns: Sequence[str] | None = None, links_
     ``columns`` picks the columns (see :func:`comparison`); ``links_from`` is the folder
     the Markdown will be read from, so its image links resolve (default: the run folder).
     """
-    table = comparison(read_results(out_dir), read_manifest(out_dir), columns)
+    table = comparison(*read_run(out_dir), columns)
     if fmt == "markdown":
         return to_markdown(table, out_dir, links_from)
     if fmt == "csv":
