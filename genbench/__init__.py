@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from genbench.hyper import Hyper, hp, positive
     from genbench.metrics.base import EvalContext, Metric
     from genbench.models.adversarial import AdversarialHyper
-    from genbench.models.base import Capability, GenerativeModel
+    from genbench.models.base import Capability, GenerativeModel, balanced_labels, draw_noise
     from genbench.protocol import CellRecord, CellSpec, Protocol
     from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped
 
@@ -39,6 +39,8 @@ _EXPORTS = {
     "EvalContext": "genbench.metrics.base",
     "GenbenchError": "genbench.errors",
     "GenerativeModel": "genbench.models.base",
+    "balanced_labels": "genbench.models.base",
+    "draw_noise": "genbench.models.base",
     "Hyper": "genbench.hyper",
     "LoadOptions": "genbench.datasets.base",
     "LoadedData": "genbench.datasets.base",
@@ -71,6 +73,8 @@ __all__ = [
     "Protocol",
     "Split",
     "__version__",
+    "balanced_labels",
+    "draw_noise",
     "hookimpl",
     "hp",
     "positive",

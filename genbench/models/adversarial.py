@@ -45,7 +45,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.hyper import Hyper, hp, positive
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, draw_noise
 from genbench.models.layers import to_signed
 
 
@@ -157,9 +157,7 @@ class AdversarialModel(GenerativeModel):
     # -- the pieces subclasses may override ------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:
         """``n`` noise vectors: N(0, I), or uniform in [-1, 1] with ``noise=uniform``."""
-        if self.hp.noise == "uniform":
-            return torch.rand(n, self.hp.z_dim, device=self.device) * 2 - 1
-        return torch.randn(n, self.hp.z_dim, device=self.device)
+        return draw_noise(n, self.hp.z_dim, self.hp.noise, self.device)
 
     def generator_logits(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The generator's raw output for noise ``z`` (and labels ``y``, for conditional models)."""

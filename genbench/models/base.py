@@ -37,6 +37,28 @@ class Capability(enum.StrEnum):
     DISCRIMINATE = "discriminate"  # scores how real examples look: discriminate(x) (figures: GAN-Lab views)
 
 
+def draw_noise(
+    n: int,
+    dim: int,
+    prior: Literal["normal", "uniform"] = "normal",
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` latent codes from one of the two priors genbench knows (:meth:`GenerativeModel.latent_prior`):
+    N(0, I), or uniform in [-1, 1]. One function for the GANs' noise and for an evaluated generator's codes,
+    so a code drawn for ``noise=uniform`` is the same everywhere."""
+    if prior == "uniform":
+        return torch.rand(n, dim, generator=generator, device=device) * 2 - 1
+    return torch.randn(n, dim, generator=generator, device=device)
+
+
+def balanced_labels(n: int, num_classes: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Class-balanced labels 0, 1, ..., k-1, 0, 1, ...: what a conditional model is sampled with wherever
+    genbench samples it unasked (evaluation, sample sheets, figures, export, probes), so each class is judged
+    on as many samples as every other (within one)."""
+    return torch.arange(n, device=device) % num_classes
+
+
 class NeedsModel:
     """What a metric or a figure needs: model capabilities (``requires``) and data kinds (``data_kinds``).
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from genbench.datasets.base import DataInfo
 from genbench.models.adversarial import BinaryGAN, GANHyper
-from genbench.models.base import Capability
+from genbench.models.base import Capability, balanced_labels
 from genbench.models.gans import (
     DCGANHyper,
     check_conv_sides,
@@ -83,7 +83,7 @@ class ConditionalGAN(BinaryGAN):
     def labels_for(self, n: int, y: torch.Tensor | None) -> torch.Tensor:
         """``y`` checked, or class-balanced labels when it is None."""
         if y is None:
-            return torch.arange(n, device=self.device) % self.num_classes
+            return balanced_labels(n, self.num_classes, self.device)
         if y.shape != (n,):
             raise ValueError(f"{self.name}: labels must have shape ({n},), got {tuple(y.shape)}")
         return y.to(self.device)

@@ -41,7 +41,7 @@ from genbench.hyper import build, to_dict
 from genbench.metrics.base import EvalContext
 from genbench.metrics.features import evaluation_manifest
 from genbench.metrics.frechet import sample_flags
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, balanced_labels
 from genbench.plugins import get_registry
 from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, FileDigest
@@ -58,7 +58,7 @@ from genbench.results import (
 )
 from genbench.run.calibrate import WORKLOAD as CALIBRATION_WORKLOAD
 from genbench.run.calibrate import calibrate
-from genbench.run.contract import ContractError, check_batch, check_values
+from genbench.run.contract import ContractError, draw_samples, one_line
 from genbench.run.data import load_data
 from genbench.run.fastpath import autocast, fast_path_flags, prepare_model, prepare_split
 from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
@@ -71,7 +71,6 @@ from genbench.threads import ThreadChoice, apply_threads, decide
 # (cell_id, event, detail): "phase" with the phase name, "epoch" with (epoch, epochs, means), "step" with
 # (epoch, epochs, steps done in the epoch, steps per epoch), "work" with (what, done, total) from genbench.progress.
 CellCallback = Callable[[str, str, Any], None]
-SAMPLE_BATCH = 500
 SAMPLING_SEED_OFFSET = 1_000_003  # sampling is seeded with seed + this (genbench eval draws the same way)
 METRIC_DIVERGENCE: tuple[type[Exception], ...] = (Diverged, *NUMERICAL_ERRORS)  # a metric's numbers blew up
 
@@ -108,43 +107,12 @@ def environment(device: torch.device) -> dict[str, str]:
 def conditional_labels(model: type[GenerativeModel], data: DataInfo, n: int) -> torch.Tensor | None:
     """Class-balanced labels for conditional models (0, 1, ..., k-1, 0, 1, ...), else None."""
     if Capability.CONDITIONAL in model.capabilities and data.num_classes:
-        return torch.arange(n) % data.num_classes
+        return balanced_labels(n, data.num_classes)
     return None
-
-
-def draw_samples(
-    model: GenerativeModel,
-    n: int,
-    labels: torch.Tensor | None,
-    info: DataInfo,
-    check: Callable[[], None] | None = None,
-) -> torch.Tensor:
-    """``n`` samples on the CPU, drawn in batches in eval mode and held to the sample contract.
-
-    ``check`` is called before every batch (the cell's time limit).
-    """
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, n, SAMPLE_BATCH):
-            if check is not None:
-                check()
-            m = min(SAMPLE_BATCH, n - i)
-            lab = None if labels is None else labels[i : i + m].to(model.device)
-            batch = check_batch(model.sample(m, lab), m, info, conditional=lab is not None)
-            out.append(batch.float().cpu())
-    samples = torch.cat(out)
-    check_values(samples, info)
-    return samples
 
 
 def _on_device(split: Split, device: torch.device) -> Split:
     return Split(split.x.to(device), None if split.y is None else split.y.to(device))
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, GenbenchError) else text
 
 
 def start_attempt(out_dir: Path) -> str:

@@ -26,9 +26,13 @@ Values within the tolerance are passed to the metrics as the model returned them
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from genbench.datasets.base import DataInfo
+from genbench.errors import GenbenchError
+from genbench.models.base import GenerativeModel
 from genbench.run.train import Diverged
 
 IMAGE_TOLERANCE = 1e-3
@@ -67,3 +71,38 @@ def check_values(samples: torch.Tensor, info: DataInfo) -> None:
             raise ContractError(
                 f"samples out of range [0, 1] (tolerance {IMAGE_TOLERANCE:g}): min {round(lo, 6)}, max {round(hi, 6)}"
             )
+
+
+SAMPLE_BATCH = 500  # samples per sample() call when drawing many
+
+
+def draw_samples(
+    model: GenerativeModel,
+    n: int,
+    labels: torch.Tensor | None,
+    info: DataInfo,
+    check: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """``n`` samples on the CPU, drawn in batches in eval mode and held to the sample contract.
+
+    ``check`` is called before every batch (the cell's time limit).
+    """
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, n, SAMPLE_BATCH):
+            if check is not None:
+                check()
+            m = min(SAMPLE_BATCH, n - i)
+            lab = None if labels is None else labels[i : i + m].to(model.device)
+            batch = check_batch(model.sample(m, lab), m, info, conditional=lab is not None)
+            out.append(batch.float().cpu())
+    samples = torch.cat(out)
+    check_values(samples, info)
+    return samples
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a record: its type and first line (a GenbenchError: its text alone)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, GenbenchError) else text

@@ -32,8 +32,6 @@ numerical failure gives ``diverged``, as in a trained cell.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -47,7 +45,6 @@ from genbench.errors import GenbenchError, choices
 from genbench.folder import CELLS, RunFolder, check_cell_folder
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.base import EvalContext
-from genbench.metrics.features import evaluation_manifest
 from genbench.options import ALL, declared
 from genbench.plugins import get_registry
 from genbench.protocol import TRAINING_ONLY, CellRecord, Protocol
@@ -63,18 +60,17 @@ from genbench.results import (
 )
 from genbench.run.cell import (
     conditional_labels,
-    draw_samples,
     environment,
     evaluate,
-    one_line,
     save_cell_files,
     start_attempt,
 )
-from genbench.run.contract import ContractError
+from genbench.run.contract import ContractError, draw_samples, one_line
 from genbench.run.data import load_data
 from genbench.run.grid import hyper_digest
 from genbench.run.health import evaluation_flags
 from genbench.run.image_files import ImageSamples, read_images
+from genbench.run.preparation import prepare_metrics, run_manifest
 from genbench.run.sources import (
     ConditionalExternalModel,
     ExternalModel,
@@ -285,30 +281,6 @@ def check_evaluated(out_dir: Path, protocol: Protocol, exclude: set[str]) -> Non
             )
 
 
-def _manifest(out_dir: Path, p: Protocol, data: Any, facts: dict[str, Any], used: tuple[str, ...]) -> dict[str, Any]:
-    """run.json of a folder made by ``genbench eval`` (the keys a run's has, so every reader understands it)."""
-    registry = get_registry()
-    return {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "models": [],
-        "grid": [],
-        "seeds": [],
-        "protocol": p.manifest(),
-        "n_reference": p.n_reference(len(data.split(p.reference_split))),
-        "dataset_fingerprint": data.fingerprint,
-        "facts": facts,
-        "evaluation": evaluation_manifest(p, data, used),
-        "environment": environment(resolve_device(p.device)),
-        "plugins": [dataclasses.asdict(x) for x in registry.plugins],
-        "plugin_problems": list(registry.problems),
-        "metric_better": {},
-        "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
-        "cells": 0,
-        "cell_timeout": None,
-        EVALUATED: [],
-    }
-
-
 # -- the evaluation -----------------------------------------------------------------------------------
 def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalResult:
     """Evaluate ``request``'s images or generator; write its cell and row under ``request.out_dir``.
@@ -328,7 +300,6 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
     check_name(name)
     protocol, added = resolve_protocol(request.out_dir, request.protocol_options)
     check_protocol(protocol)
-    registry = get_registry()
     data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
     info = data.info
     device = resolve_device(protocol.device)
@@ -363,21 +334,17 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
                 "remove that folder to evaluate it again, or pass another --seed or --name"
             )
         check_cell_folder(cell_dir)
-        facts: dict[str, Any] = {}
-        used: dict[str, None] = {}
         conditional = isinstance(source, Generator) and source.conditional
         cls = ConditionalExternalModel if conditional else ExternalModel
-        for metric_name in protocol.metrics:
-            metric = registry.metric(metric_name)()
-            if metric.not_applicable(cls, info) is None:
-                say(f"preparing metric {metric_name!r}")
-                facts.update(metric.prepare(protocol, data))
-                used.update(dict.fromkeys(metric.backbones(protocol)))
+        prepared = prepare_metrics(
+            protocol,
+            data,
+            lambda metric: metric.not_applicable(cls, info) is None,
+            lambda what, done, _total: say(what) if done is None else None,
+        )
         say(f"evaluating {name} ({n} samples)")
         record = _evaluate(request, protocol, data, device, source, described, name, cell_id, hyper)
-        manifest = read_manifest(request.out_dir) if added else _manifest(
-            request.out_dir, protocol, data, facts, tuple(used)
-        )  # fmt: skip
+        manifest = read_manifest(request.out_dir) if added else run_manifest(protocol, data, prepared)
         manifest.setdefault("metric_better", {}).update(record.metric_better)
         manifest.setdefault("metric_bounds", {}).update(record.metric_bounds)
         manifest[EVALUATED] = [*manifest.get(EVALUATED, []), cell_id]

@@ -37,7 +37,7 @@ from torch import nn
 from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError, choices
 from genbench.hyper import build, to_dict
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, balanced_labels
 from genbench.plugins import get_registry
 from genbench.results import atomic_path, read_record
 from genbench.run.sources import METADATA_KEY, Z_DISTS, ZDist, draw_latent
@@ -113,7 +113,7 @@ class _ConditionalDecoder(_Decoder):
 
 
 def _labels(n: int, cell: LoadedCell, conditional: bool) -> torch.Tensor | None:
-    return torch.arange(n) % int(cell.data.num_classes or 1) if conditional else None
+    return balanced_labels(n, int(cell.data.num_classes or 1)) if conditional else None
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +33,11 @@ from genbench.datasets.base import DataInfo
 from genbench.errors import DiskFull, GenbenchError, choices, disk_full_error
 from genbench.folder import RunFolder, intact
 from genbench.metrics.backbones import BACKBONES
-from genbench.metrics.features import evaluation_manifest
 from genbench.models.base import Capability
 from genbench.options import check_values
 from genbench.plugins import get_registry
-from genbench.progress import reporting
 from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
-from genbench.run.cell import environment
 from genbench.run.data import load_data
 from genbench.run.evaluate import check_evaluated, evaluated_records
 from genbench.run.events import (
@@ -58,6 +54,7 @@ from genbench.run.executors.remote import failed_cell, land
 from genbench.run.executors.serial import SerialExecutor, run_reported
 from genbench.run.fastpath import check_fast_path
 from genbench.run.grid import parse_axis, plan_cells
+from genbench.run.preparation import prepare_metrics, run_manifest
 from genbench.run.timing import resolve_device
 from genbench.threads import apply_threads, choose_threads
 
@@ -251,37 +248,27 @@ def _run(
     apply_threads(choose_threads(request.threads))  # preparing (the domain classifier) computes too
     emit(Preparing(f"loading dataset {p.dataset!r}"))
     data = load_data(p.dataset, Path(p.data_dir), p.download)
-    facts: dict[str, Any] = {}
-    used_backbones: dict[str, None] = {}
-    for name in p.metrics:
-        metric = registry.metric(name)()
-        if any(metric.not_applicable(registry.model(m), data.info) is None for m in request.models):
-            emit(Preparing(f"preparing metric {name!r}"))
-            with reporting(lambda what, done, total: emit(Preparing(what, done, total))):
-                facts.update(metric.prepare(p, data))
-            used_backbones.update(dict.fromkeys(metric.backbones(p)))
+    models = [registry.model(m) for m in request.models]
+    prepared = prepare_metrics(
+        p,
+        data,
+        lambda metric: any(metric.not_applicable(m, data.info) is None for m in models),
+        lambda what, done, total: emit(Preparing(what, done, total)),
+    )
 
     out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    result.manifest = {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "models": list(request.models),
-        "grid": list(request.grid),
-        "seeds": list(request.seeds),
-        "protocol": p.manifest(),
-        "n_reference": min(p.eval_samples, len(data.split(p.reference_split))),
-        "dataset_fingerprint": data.fingerprint,
-        "facts": facts,
-        "evaluation": evaluation_manifest(p, data, tuple(used_backbones)),
-        "environment": environment(resolve_device(p.device)),
-        "plugins": [dataclasses.asdict(x) for x in registry.plugins],
-        "plugin_problems": list(registry.problems),
-        "metric_better": {},
-        "metric_bounds": {},  # key -> {low, high, integer}: the tables clip intervals to these
-        "cells": len(cells),
-        "cell_timeout": request.cell_timeout,
-        "executor": {"name": getattr(runner, "name", type(runner).__name__), "workers": request.workers},
-    }
+    result.manifest = run_manifest(
+        p,
+        data,
+        prepared,
+        models=list(request.models),
+        grid=list(request.grid),
+        seeds=list(request.seeds),
+        cells=len(cells),
+        cell_timeout=request.cell_timeout,
+        executor={"name": getattr(runner, "name", type(runner).__name__), "workers": request.workers},
+    )
     position = {c.cell_id: i for i, c in enumerate(cells)}
     # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.evaluate).
     for i, old in enumerate(evaluated_records(out, set(position)) if request.resume else []):

@@ -18,7 +18,7 @@ The calling conventions:
   device to draw its noise from. The current folder is on the import path.
 
 Latent codes (TorchScript and ONNX) are drawn as a genbench cell draws its sampling
-noise: in batches of :data:`genbench.run.cell.SAMPLE_BATCH`, from a ``torch.Generator``
+noise: in batches of :data:`genbench.run.contract.SAMPLE_BATCH`, from a ``torch.Generator``
 on the device seeded with ``seed + 1_000_003``, ``z ~ N(0, I)`` (``--z-dist normal``) or
 ``U[-1, 1]`` (``uniform``). A cell's export (whose metadata gives ``z_dim``, the
 distribution and the conditioning) evaluated with the cell's seed therefore sees the
@@ -47,7 +47,7 @@ import torch
 from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError
 from genbench.hyper import Hyper
-from genbench.models.base import Capability, GenerativeModel
+from genbench.models.base import Capability, GenerativeModel, balanced_labels, draw_noise
 from genbench.results import file_digest
 from genbench.run.cell import SAMPLING_SEED_OFFSET
 from genbench.run.contract import ContractError, check_batch, check_values
@@ -61,10 +61,7 @@ PROBE = 2  # samples drawn to check a generator before evaluation
 
 def draw_latent(n: int, z_dim: int, dist: ZDist, generator: torch.Generator) -> torch.Tensor:
     """``n`` codes as a cell's ``sample_latent`` draws them: ``randn``, or ``rand * 2 - 1``."""
-    device = generator.device
-    if dist == "uniform":
-        return torch.rand(n, z_dim, generator=generator, device=device) * 2 - 1
-    return torch.randn(n, z_dim, generator=generator, device=device)
+    return draw_noise(n, z_dim, dist, generator.device, generator)
 
 
 @dataclass
@@ -271,7 +268,7 @@ def probe(generator: Generator, data: DataInfo, device: torch.device) -> None:
     """Call the generator on a batch of :data:`PROBE` (its own random stream) and hold the result to the
     sample contract; any problem is a one-line GenbenchError, before evaluation."""
     k = data.num_classes if generator.conditional else None
-    labels = torch.arange(PROBE, device=device) % k if k else None
+    labels = balanced_labels(PROBE, k, device) if k else None
     rng = torch.Generator(device=device).manual_seed(0)
     what = f"--generator {generator.location}"
     try:

@@ -40,7 +40,7 @@ from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, PhaseTiming, Protocol
 from genbench.reporting.figures.base import Animation, Figure, FigureContext, FigureSkipped, Picture, file_name_problem
 from genbench.results import atomic_path
-from genbench.run.contract import check_batch, check_values
+from genbench.run.contract import draw_samples, one_line
 from genbench.run.guard import CellGuard, raised_by_plugin
 from genbench.run.train import NUMERICAL_ERRORS, Diverged, numerical_reason
 
@@ -163,7 +163,7 @@ class QualityProbe:
             self.stop(str(exc))
             return
         except Exception as exc:  # this point only (NaN samples mid-training, a sampler's bug): never fatal
-            self.record.metric_notes[QUALITY_NOTE] = f"epoch {epoch}: {_one_line(exc)}"
+            self.record.metric_notes[QUALITY_NOTE] = f"epoch {epoch}: {one_line(exc)}"
             return
         finally:
             self.timing.seconds += time.perf_counter() - start
@@ -176,10 +176,7 @@ class QualityProbe:
         ctx = self.ctx
         labels = ctx.labels(self.n)
         with self.autocast():
-            drawn = ctx.model.sample(self.n, labels)
-        samples = check_batch(drawn, self.n, ctx.data, conditional=labels is not None)
-        samples = samples.float().cpu()
-        check_values(samples, ctx.data)
+            samples = draw_samples(ctx.model, self.n, labels, ctx.data)
         return EvalContext(
             ctx.model, ctx.dataset, samples, self.reference, self.protocol, ctx.device, ctx.seed,
             None if labels is None else labels.cpu(),
@@ -280,7 +277,7 @@ class Watch:
         except FigureSkipped as exc:
             self.record.figure_notes[name] = f"not drawn: {exc}"
         except Exception as exc:
-            self.record.figure_notes[name] = f"failed: {_one_line(exc)}"
+            self.record.figure_notes[name] = f"failed: {one_line(exc)}"
         except (SystemExit, KeyboardInterrupt) as exc:
             if self.guard is not None and self.guard.sigint_seen:
                 raise  # the user's Ctrl-C
@@ -324,8 +321,3 @@ def _gif_frame(img: Image.Image) -> Image.Image:
     if img.mode in ("L", "P"):
         return img
     return img.convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

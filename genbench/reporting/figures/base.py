@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from genbench.datasets.base import DataInfo, DataKind, LoadedData
-from genbench.models.base import Capability, GenerativeModel, NeedsModel
+from genbench.models.base import Capability, GenerativeModel, NeedsModel, balanced_labels
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # figure names become file names: lower-case letters, digits, _
 # Names of the files a cell writes itself (samples.png, curves.png, history.csv, checkpoint.pt, record.json):
@@ -79,7 +79,7 @@ class FigureContext:
         """Class-balanced labels 0, 1, ..., k-1, 0, ... on the device for a conditional model, else None."""
         k = self.data.num_classes
         if Capability.CONDITIONAL in type(self.model).capabilities and k:
-            return torch.arange(n, device=self.device) % k
+            return balanced_labels(n, k, self.device)
         return None
 
 

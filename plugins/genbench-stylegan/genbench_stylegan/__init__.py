@@ -252,9 +252,7 @@ class StyleGAN(genbench.GenerativeModel):
     # -- latent codes and styles ------------------------------------------------------------------
     def sample_latent(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), or U[-1, 1] with ``noise=uniform`` (genbench's convention for every GAN)."""
-        if self.hp.noise == "uniform":
-            return torch.rand(n, self.hp.z_dim, device=self.device) * 2 - 1
-        return torch.randn(n, self.hp.z_dim, device=self.device)
+        return genbench.draw_noise(n, self.hp.z_dim, self.hp.noise, self.device)
 
     def latent_prior(self) -> Literal["normal", "uniform", "other"]:
         """What ``sample_latent`` draws from (genbench's interpolations figure: slerp for ``normal``)."""
