@@ -483,3 +483,19 @@ def test_a_metric_failing_numerically_makes_the_cell_diverged_and_keeps_other_me
     assert set(record.metrics) == {"gap"}  # the metric that worked is kept
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df["status"]) == ["diverged"] and df.loc[0, "gap"] > 0
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        (ValueError("bad shape\nsecond line"), "ValueError: bad shape"),
+        (RuntimeError(), "RuntimeError"),
+        (GenbenchError("--device cuda: no GPU here"), "--device cuda: no GPU here"),
+        (GenbenchError(""), "GenbenchError"),
+    ],
+)
+def test_one_line_names_the_exception_in_one_line(exc: BaseException, line: str) -> None:
+    """What a record's error and notes hold: type and first line; a GenbenchError's own text is enough."""
+    from genbench.run.contract import one_line
+
+    assert one_line(exc) == line

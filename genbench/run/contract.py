@@ -103,6 +103,9 @@ def draw_samples(
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception as one line for a record: its type and first line (a GenbenchError: its text alone)."""
+    """An exception as one line for a record: its type and first line (a GenbenchError: its text alone;
+    one without a message: its type alone)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, GenbenchError) else text
+    if isinstance(exc, GenbenchError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
