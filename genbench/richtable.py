@@ -28,12 +28,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from genbench.reporting.table_output import TIE, Marks, mark
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
 
     from genbench.reporting.table_output import ComparisonTable
 
-TIE = "≈"
 BORDER = 3  # per column: a space of padding on each side and one rule; plus one rule for the whole table
 LEFT = ("model", "dataset", "status")
 
@@ -147,13 +148,10 @@ def plan(table: ComparisonTable, width: int, chosen: bool = False) -> Layout:
 def _styled(table: ComparisonTable, i: int, j: int) -> str:
     from rich.markup import escape
 
-    text = escape(table.rows[i][j])
-    if (i, j) in table.best:
-        text = f"[bold green]{text}[/]"
-    elif (i, j) in table.ties:
-        text = f"[yellow]{text} {TIE}[/]"
-    if (i, j) in table.intervals:
-        text = f"{text}\n[dim]{escape(table.intervals[(i, j)])}[/]"
+    marks = Marks(
+        lambda s: f"[bold green]{s}[/]", lambda s: f"[yellow]{s} {TIE}[/]", lambda s, ci: f"{s}\n[dim]{escape(ci)}[/]"
+    )
+    text = mark(table, i, j, escape(table.rows[i][j]), marks)
     if j == table.status_column:
         n_ok, n = table.ok_seeds[i] if i < len(table.ok_seeds) else (int(table.rows[i][j] == "ok"), 1)
         if n_ok < n:

@@ -20,7 +20,7 @@ from typing import Any
 from genbench.reporting import charts
 from genbench.reporting.embed import Embedded, fit, picture, thumbnail
 from genbench.reporting.report import CellView, RunView, datasets_differ, model_colours
-from genbench.reporting.table import TIE, ComparisonTable
+from genbench.reporting.table_output import TIE, ComparisonTable, Marks, mark
 
 SHEETS_UP_TO = 16  # cells in a report up to which a cell shows its figures' still sheets beside the animations
 OPEN_UP_TO = 12  # cells shown open; more are folded (a click, or a link from the table, opens one)
@@ -113,6 +113,12 @@ window.addEventListener('hashchange',openTarget);openTarget();
 """
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+HTML_MARKS = Marks(
+    lambda s: f'<span class="best">{s}</span>',
+    lambda s: f'<span class="tie">{s} {TIE}</span>',
+    lambda s, ci: f'{s}<span class="ci">{escape(ci)}</span>',
+)
 
 
 @dataclass
@@ -299,15 +305,9 @@ def _run_table(ri: int, run: RunView, pics: _Pictures) -> str:
         shown = f'<a href="#{escape(cell_anchor(ri, target))}">{_img(thumb, "samples", "thumb")}</a>' if thumb else ""
         tds = [f'<td data-v="">{shown}</td>']
         for j, value in enumerate(row):
-            text = escape(value)
+            text = mark(t, i, j, escape(value), HTML_MARKS)
             key = _num(value)
             numeric = _is_number(key)
-            if (i, j) in t.best:
-                text = f'<span class="best">{text}</span>'
-            elif (i, j) in t.ties:
-                text = f'<span class="tie">{text} {TIE}</span>'
-            if (i, j) in t.intervals:
-                text += f'<span class="ci">{escape(t.intervals[(i, j)])}</span>'
             if j == 0 and target:
                 text = f'<a href="#{escape(cell_anchor(ri, target))}">{text}</a>'
             if j == t.status_column:

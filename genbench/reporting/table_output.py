@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,31 @@ class ComparisonTable:
     cells: list[list[str]] = field(default_factory=list)  # results.csv's "cell" of each seed in the row
     metric_keys: list[str] = field(default_factory=list)  # results.csv column of each metric column
     varied: list[str] = field(default_factory=list)  # hyper-parameters the grid varied within a model
+
+
+@dataclass(frozen=True)
+class Marks:
+    """How one renderer (terminal, Markdown, HTML) marks a metric cell: the clear best, a value tied with
+    it within the 95% CI (followed by :data:`TIE`), and the confidence interval under or after it. Every
+    renderer marks the same cells through :func:`mark`; only the markup differs."""
+
+    best: Callable[[str], str]
+    tie: Callable[[str], str]
+    interval: Callable[[str, str], str]  # (the cell's text, the interval's text) -> both
+
+
+def mark(table: ComparisonTable, i: int, j: int, text: str, marks: Marks) -> str:
+    """``text`` (cell ``i, j`` of ``table``, already escaped for the renderer) with its marks."""
+    if (i, j) in table.best:
+        text = marks.best(text)
+    elif (i, j) in table.ties:
+        text = marks.tie(text)
+    if (i, j) in table.intervals:
+        text = marks.interval(text, table.intervals[(i, j)])
+    return text
+
+
+MARKDOWN_MARKS = Marks(lambda s: f"**{s}**", lambda s: f"{s} {TIE}", lambda s, ci: f"{s} {ci}")
 
 
 def _missing(value: Any) -> bool:
@@ -110,14 +136,7 @@ def to_markdown(table: ComparisonTable, out_dir: Path | None = None, links_from:
     for i, row in enumerate(table.rows):
         cells = []
         for j, v in enumerate(row):
-            text = _md(v)
-            if (i, j) in table.best:
-                text = f"**{text}**"
-            elif (i, j) in table.ties:
-                text = f"{text} {TIE}"
-            if (i, j) in table.intervals:
-                text = f"{text} {table.intervals[(i, j)]}"
-            cells.append(text)
+            cells.append(mark(table, i, j, _md(v), MARKDOWN_MARKS))
         link = table.previews[i]
         if link and out_dir is not None and links_from is not None:
             link = Path(os.path.relpath(Path(out_dir) / link, links_from)).as_posix()
