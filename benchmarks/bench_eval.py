@@ -415,7 +415,8 @@ def bench_c(args: argparse.Namespace, seed_cache: Path, work: Path) -> tuple[lis
     full = dataclasses.replace(protocol, metrics=everything)
     data = load_data(args.dataset, args.data_dir, download=False)
     reference = data.split(full.reference_split).head(full.n_reference(len(data.split(full.reference_split))))
-    costs, per_metric = [], {}
+    costs: list[CellCost] = []
+    per_metric: dict[str, float] = {}
     for record in result.records:
         cell = load_cell(out / "cells" / record.cell_id)
         model = cell.model.to(device)
@@ -501,10 +502,10 @@ def report(
         print(f"{'variant':10s} {'median s':>9s} {'median cpu s':>13s} {'cold s':>8s}")
         for v in ("genbench", "direct"):
             print(f"{v:10s} {a.median_s(v):9.3f} {a.median_cpu_s(v):13.3f} {a.cold[v]:8.3f}")
-        c = summary(a.cpu_ratios())
+        cpu = summary(a.cpu_ratios())
         print(
-            f"(a) CPU time genbench/direct (median of {len(a.rounds)} paired rounds): {c['median']:.3f} "
-            f"(min {c['min']:.3f}, max {c['max']:.3f})"
+            f"(a) CPU time genbench/direct (median of {len(a.rounds)} paired rounds): {cpu['median']:.3f} "
+            f"(min {cpu['min']:.3f}, max {cpu['max']:.3f})"
         )
         print(f"(a) numbers agree: max relative difference genbench vs torch-fidelity {diff:.2g} ({where})")
         if diff > AGREE:  # loudly: a timing of two computations that differ means nothing
