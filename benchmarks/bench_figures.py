@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from common import cpu_name, summary
@@ -45,6 +45,12 @@ from genbench.run.cell import run_cell
 from genbench.run.runner import RunRequest, validate
 
 BUILTIN_FIGURES = "genbench.reporting.figures.builtin"
+
+# One cell's pair of runs: timed_cell's seconds "with" the figures and curve, "without" them, and the wall-time
+# ratio; the functional form because "with" is a keyword
+Row = TypedDict(
+    "Row", {"cell": str, "repeat": int, "with": dict[str, float], "without": dict[str, float], "ratio": float}
+)
 
 
 def figures(on: bool) -> None:
@@ -98,13 +104,19 @@ def main() -> None:
         specs = validate(request)
         print(f"warm-up ({specs[0].cell_id}) ...", file=sys.stderr)
         timed_cell(specs[0], out / "warmup", True)
-        rows = []
+        rows: list[Row] = []
         for r in range(args.repeats):
             for i, spec in enumerate(specs):
                 order = (True, False) if (i + r) % 2 == 0 else (False, True)
                 runs = {watched: timed_cell(spec, out / f"r{r}", watched) for watched in order}
-                row = {"cell": spec.cell_id, "repeat": r, "with": runs[True], "without": runs[False]}
-                row["ratio"] = runs[True]["wall"] / runs[False]["wall"]
+                ratio = runs[True]["wall"] / runs[False]["wall"]
+                row: Row = {
+                    "cell": spec.cell_id,
+                    "repeat": r,
+                    "with": runs[True],
+                    "without": runs[False],
+                    "ratio": ratio,
+                }
                 rows.append(row)
                 w, wo = runs[True], runs[False]
                 print(

@@ -46,7 +46,7 @@ def captured_charts(paths: list[Path]) -> list[tuple[list[svg.Series], dict[str,
         calls.append((list(series), kw))
         return original(series, **kw)
 
-    charts_module.chart = spy  # type: ignore[assignment]
+    charts_module.chart = spy
     try:
         runs = load_runs(paths)
         colours = model_colours(runs)
@@ -57,7 +57,7 @@ def captured_charts(paths: list[Path]) -> list[tuple[list[svg.Series], dict[str,
                 charts_module.cell_charts(cell, cell.cell_id)
         charts_module.scatter_charts(runs, colours)
     finally:
-        charts_module.chart = original  # type: ignore[assignment]
+        charts_module.chart = original
     return calls
 
 
