@@ -56,8 +56,9 @@ class AutoEncoder(GenerativeModel):
         z = self.encoder(flat(x))
         loss = F.mse_loss(decoded(self.decoder(z), self.data), x)
         self.update(loss, self.opt)
-        with torch.no_grad():
-            zd = z.detach()
+        # the moments in float32 whatever --precision autocasts the networks to (the buffers are float32)
+        with torch.no_grad(), torch.autocast(z.device.type, enabled=False):
+            zd = z.detach().float()
             self.code_mean.lerp_(zd.mean(0), 0.01)
             self.code_second.lerp_(zd.T @ zd / zd.shape[0], 0.01)
         return {"loss": loss.detach()}
