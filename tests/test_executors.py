@@ -440,6 +440,10 @@ def test_ray_tasks_ask_for_a_gpu_share_when_cells_run_on_gpus(tmp_path: Path) ->
         def cluster_resources() -> dict[str, float]:
             return {"CPU": 16.0, "GPU": 1.0}
 
+        @staticmethod
+        def nodes() -> list[dict[str, Any]]:
+            return [{"Alive": True, "Resources": FakeRay.cluster_resources()}]
+
     def resources(device: str, per_gpu: int | None) -> tuple[float, float, int]:
         protocol = Protocol("digits", (), device=device)
         executor = RayExecutor(RunRequest(("gan",), protocol, tmp_path, executor="ray", cells_per_gpu=per_gpu,
@@ -659,3 +663,34 @@ def test_a_pool_that_starts_removes_the_scratch_folders_of_drivers_killed_with_t
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name for what, p in folders.items() if what != "dead driver"
     )
+
+
+class StubRay:
+    """What RayExecutor._task_resources reads of a Ray session: its nodes and their total."""
+
+    def __init__(self, *node_cpus: int, dead: int = 0) -> None:
+        self._nodes = [{"Alive": True, "Resources": {"CPU": float(c)}} for c in node_cpus]
+        self._nodes += [{"Alive": False, "Resources": {"CPU": 64.0}}] * dead
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._nodes
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": sum(n["Resources"]["CPU"] for n in self._nodes if n["Alive"])}
+
+
+def test_a_ray_task_asks_for_no_more_cpus_than_its_largest_node_has(tmp_path: Path) -> None:
+    """Two 1-CPU nodes make 2 CPUs in the cluster, but a 2-CPU task fits neither and would wait forever."""
+    from genbench.run.executors.ray_tasks import RayExecutor
+
+    request = RunRequest(("tiny",), Protocol("digits", ("fid",)), tmp_path, executor="ray",
+                         ray_address="127.0.0.1:1", threads=2)  # fmt: skip
+    executor = RayExecutor(request)
+    executor._ray = StubRay(1, 1, dead=1)  # a dead node's CPUs do not count either
+    assert executor._task_resources() == (1.0, 0.0, 1)
+    assert executor._reason == "ray: 1 CPUs on the largest node"
+    executor._ray = StubRay(1, 4)
+    assert executor._task_resources() == (2.0, 0.0, 2) and executor._reason == "--threads 2"
+    executor._ray = StubRay(0, 0)
+    with pytest.raises(GenbenchError, match="no node of the Ray cluster has a CPU"):
+        executor._task_resources()

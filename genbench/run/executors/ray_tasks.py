@@ -122,10 +122,19 @@ def ray_cell(
     return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail), here)
 
 
-def ray_failure(exc: BaseException) -> str:
-    """One line for a task that brought no result back (``WorkerCrashedError: ...``)."""
+def ray_failure(exc: BaseException, what: str = "Ray task failed: ") -> str:
+    """One line for a task that brought no result back (``Ray task failed: WorkerCrashedError: ...``), or with
+    ``what=""`` for Ray itself failing (``ConnectionError: ...``)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"Ray task failed: {type(exc).__name__}" + (f": {lines[0][:300]}" if lines else "")
+    return f"{what}{type(exc).__name__}" + (f": {lines[0][:300]}" if lines else "")
+
+
+def largest_node_cpus(ray: Any) -> int:
+    """The CPUs of the largest live node (the session's total where Ray lists no nodes)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if not nodes:
+        return int(ray.cluster_resources().get("CPU", 0))
+    return max(int(n.get("Resources", {}).get("CPU", 0)) for n in nodes)
 
 
 class RayExecutor(Executor):
@@ -179,7 +188,7 @@ class RayExecutor(Executor):
             ray.init(address=address, **options)
         except Exception as exc:
             raise GenbenchError(
-                f"{where if address else '--executor ray'}: cannot start or join Ray: {ray_failure(exc)}"
+                f"{where if address else '--executor ray'}: cannot start or join Ray: {ray_failure(exc, '')}"
             ) from None
         self._started = True
 
@@ -208,9 +217,11 @@ class RayExecutor(Executor):
         else:
             threads = self.request.threads or 1
             self._reason = f"--threads {threads}" if self.request.threads else "ray: 1 CPU per task on a cluster"
-        fit = max(1, min(threads, int(available.get("CPU", 1))))  # a task must fit the session's CPUs
-        if fit < threads:
-            threads, self._reason = fit, f"ray: {fit} CPUs in the Ray session"
+        largest = largest_node_cpus(ray)  # a task runs on one node: it must fit one, not the cluster's sum
+        if largest < 1:
+            raise GenbenchError("--executor ray: no node of the Ray cluster has a CPU to run a cell on")
+        if largest < threads:
+            threads, self._reason = largest, f"ray: {largest} CPUs on the largest node"
         gpus = 0.0
         if self.request.protocol.device != "cpu" and available.get("GPU", 0) > 0:
             gpus = 1.0 / (self.request.cells_per_gpu or 1)
