@@ -694,3 +694,29 @@ def test_a_ray_task_asks_for_no_more_cpus_than_its_largest_node_has(tmp_path: Pa
     executor._ray = StubRay(0, 0)
     with pytest.raises(GenbenchError, match="no node of the Ray cluster has a CPU"):
         executor._task_resources()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_driver_like_ctrl_c_keeping_finished_cells_and_cleaning_up(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """`kill` (SIGTERM) of `genbench run`: the workers are stopped and their scratch folders removed, every
+    finished cell is kept, and the run says so (exit 130), where the default action would just end the driver."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    args = ["run", "--models", "slow", "--dataset", "digits", "--grid", "z_dim=2,3,4,5,6", "--epochs", "1",
+            "--device", "cpu", "--metrics", "fid", "--eval-samples", "100", "--cache-dir", str(cache_dir),
+            "--out", str(out), "--executor", "process", "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and not (out / "results.csv").is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)  # until a cell is in results.csv
+    kept = finished(out)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert f"interrupted: finished cells are saved in {out / 'results.csv'}" in " ".join(err.split())
+    assert kept and all(finished(out).get(cell) == attempt for cell, attempt in kept.items())
+    assert not list(tmp.glob("genbench-*")), "a scratch folder of the stopped run was left behind"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,10 +36,12 @@ def run(config: Path | None = None, **flags: Any) -> None:
     for problem in registry.problems:
         console.print(f"[yellow]plugin problem:[/] {problem}")
     try:
-        with ProgressReporter(console) as reporter:
+        with ProgressReporter(console) as reporter, _term_as_interrupt():
             result = run_grid(request, reporter)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished cells are saved in {out_dir / 'results.csv'}")
+        saved = out_dir / "results.csv"
+        kept = f"finished cells are saved in {saved}" if saved.is_file() else "no cell had finished"
+        console.print(f"[yellow]interrupted[/]: {kept}")
         raise typer.Exit(130) from None
     _stdout().print(to_rich(load_table(result.out_dir)))
     failed = sum(r.status != "ok" for r in result.records)
@@ -43,6 +49,22 @@ def run(config: Path | None = None, **flags: Any) -> None:
         f"{len(result.records)} cells, {failed} not ok; results in {result.out_dir / 'results.csv'}"
         f" (re-render with: genbench table {result.out_dir})"
     )
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (``kill``, ``timeout``, a batch scheduler's stop) is a Ctrl-C: the driver
+    stops its workers or its local Ray, removes its scratch folders and keeps every finished cell, instead
+    of dying on the spot. It raises a real SIGINT, so each cell's guard (genbench.run.guard) sees the
+    user's interrupt, not code raising KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # `run`'s options are made from their declarations (genbench.options): each defaults to None ("not
