@@ -720,3 +720,36 @@ def test_sigterm_stops_the_driver_like_ctrl_c_keeping_finished_cells_and_cleanin
     assert f"interrupted: finished cells are saved in {out / 'results.csv'}" in " ".join(err.split())
     assert kept and all(finished(out).get(cell) == attempt for cell, attempt in kept.items())
     assert not list(tmp.glob("genbench-*")), "a scratch folder of the stopped run was left behind"
+
+
+def test_ray_progress_stops_quietly_when_the_queue_actor_is_lost(tmp_path: Path) -> None:
+    """The queue actor died (killed, its node lost): the driver once crashed with ActorDiedError and lost every
+    running cell; now progress stops and the cells' results still come back through ray.wait."""
+    from genbench.run.executors.ray_tasks import ProgressRelay
+
+    class Queue:
+        def __init__(self) -> None:
+            self.items: list[tuple[str, str, Any]] = []
+            self.dead = False
+
+        def size(self) -> int:
+            if self.dead:
+                raise RuntimeError("ActorDiedError: The actor died unexpectedly before finishing this task.")
+            return len(self.items)
+
+        def get_nowait_batch(self, n: int) -> list[tuple[str, str, Any]]:
+            out, self.items = self.items[:n], self.items[n:]
+            return out
+
+    spec = CellSpec("tiny_c_s0", "tiny", {}, 0, Protocol("digits", ("fid",)), tmp_path / "cells" / "c")
+    seen: list[object] = []
+    queue = Queue()
+    relay = ProgressRelay(queue, [spec], seen.append)
+    queue.items = [("start", spec.cell_id, None), ("epoch", spec.cell_id, (1, 2, {})), ("start", "other", None)]
+    relay.forward()
+    assert [type(e).__name__ for e in seen] == ["CellStarted", "CellProgress"]
+    queue.dead = True
+    relay.forward()  # no exception: progress is best effort
+    queue.dead, queue.items = False, [("epoch", spec.cell_id, (2, 2, {}))]
+    relay.forward()  # a lost actor is not asked again
+    assert len(seen) == 2

@@ -137,6 +137,36 @@ def largest_node_cpus(ray: Any) -> int:
     return max(int(n.get("Resources", {}).get("CPU", 0)) for n in nodes)
 
 
+class ProgressRelay:
+    """The tasks' start and progress events, from the Ray queue to the progress display.
+
+    Best effort, as the tasks' puts are: if the queue's actor is lost (killed, its node gone), progress stops
+    and the cells go on; their results come back through ``ray.wait``, not through the queue.
+    """
+
+    def __init__(self, events: Any, specs: Sequence[CellSpec], on_event: EventCallback) -> None:
+        self.events: Any = events
+        self.by_id = {s.cell_id: s for s in specs}
+        self.on_event = on_event
+        self.started: set[str] = set()
+
+    def forward(self) -> None:
+        if self.events is None:
+            return
+        try:
+            size = self.events.size()
+            batch = self.events.get_nowait_batch(size) if size else []
+        except Exception:  # the actor died: no more progress from it
+            self.events = None
+            return
+        for kind, cell_id, detail in batch:
+            if kind == "start" and cell_id in self.by_id and cell_id not in self.started:
+                self.on_event(CellStarted(len(self.started), len(self.by_id), self.by_id[cell_id]))
+                self.started.add(cell_id)
+            elif kind in ("phase", "epoch", "step", "work"):
+                self.on_event(CellProgress(cell_id, kind, detail))
+
+
 class RayExecutor(Executor):
     """Cells as Ray tasks (see the module docstring)."""
 
@@ -239,20 +269,10 @@ class RayExecutor(Executor):
         task = ray.remote(ray_cell).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         events = Queue(actor_options={"num_cpus": 0})
         plugins = ray.put(shipped_plugins())
-        by_id = {s.cell_id: s for s in specs}
         todo = deque(specs)
         limit = self.request.workers or len(specs)
         scratch = (socket.gethostname(), str(self._scratch)) if self._scratch is not None else None
-        started: set[str] = set()
-
-        def forward() -> None:
-            size = events.size()
-            for kind, cell_id, detail in events.get_nowait_batch(size) if size else []:
-                if kind == "start" and cell_id in by_id and cell_id not in started:
-                    on_event(CellStarted(len(started), len(specs), by_id[cell_id]))
-                    started.add(cell_id)
-                elif kind in ("phase", "epoch", "step", "work"):
-                    on_event(CellProgress(cell_id, kind, detail))
+        relay = ProgressRelay(events, specs, on_event)
 
         try:
             while todo or self._pending:
@@ -261,14 +281,14 @@ class RayExecutor(Executor):
                     sent = dataclasses.replace(spec, threads=threads, threads_reason=self._reason)
                     self._pending[task.remote(sent, plugins, events, threads, scratch)] = spec
                 done, _ = ray.wait(list(self._pending), num_returns=1, timeout=POLL_SECONDS)
-                forward()
+                relay.forward()
                 for ref in done:
                     spec = self._pending.pop(ref)
                     try:
                         result = ray.get(ref)
                     except Exception as exc:  # the task's worker died, or Ray lost it
                         result = failed_cell(spec, ray_failure(exc))
-                    forward()
+                    relay.forward()
                     yield result
         finally:
             with contextlib.suppress(Exception):
