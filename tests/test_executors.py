@@ -404,6 +404,10 @@ def test_gpus_are_packed_k_workers_each(monkeypatch: pytest.MonkeyPatch, tmp_pat
         (["--executor", "process", "--ray-address", "x:1"], "error: --ray-address x:1: the 'process' executor"),
         (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "error: --ray-address 127.0.0.1:1: no Ray cluster"),
         (["--executor", "ray", "--ray-address", "nohost"], "error: --ray-address 'nohost': expected host:port"),
+        (
+            ["--executor", "ray", "--cells-per-gpu", "2", "--device", "cpu"],
+            "error: --cells-per-gpu 2 with --device cpu: no cell runs on a GPU",
+        ),
         (["--precision", "fp8"], "error: --precision 'fp8'; valid: 'bf16', 'fp16', 'fp32'"),
     ],
 )
@@ -753,3 +757,21 @@ def test_ray_progress_stops_quietly_when_the_queue_actor_is_lost(tmp_path: Path)
     queue.dead, queue.items = False, [("epoch", spec.cell_id, (2, 2, {}))]
     relay.forward()  # a lost actor is not asked again
     assert len(seen) == 2
+
+
+def test_ray_address_local_starts_a_local_instance_as_no_address_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ray's own "local" means a new local instance: the cores here, not one CPU per task "on a cluster"."""
+    from genbench.run.executors.ray_tasks import ray_address
+
+    def request(address: str | None) -> RunRequest:
+        return RunRequest(("gan",), Protocol("digits", ()), tmp_path, executor="ray", ray_address=address)
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ray_address(request("local")) == (None, "--ray-address")
+    assert ray_address(request("auto")) == ("auto", "--ray-address")
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    assert ray_address(request(None)) == (None, "RAY_ADDRESS")
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    assert ray_address(request(None)) == ("head:6379", "RAY_ADDRESS")

@@ -72,10 +72,10 @@ def import_ray() -> Any:
 
 def ray_address(request: RunRequest) -> tuple[str | None, str]:
     """The cluster to join (``--ray-address``, else ``$RAY_ADDRESS``; None: start a local one) and its name."""
-    if request.ray_address:
-        return request.ray_address, "--ray-address"
-    env = os.environ.get("RAY_ADDRESS", "").strip()
-    return (env or None), "RAY_ADDRESS"
+    given, where = (request.ray_address, "--ray-address") if request.ray_address else (
+        os.environ.get("RAY_ADDRESS", "").strip(), "RAY_ADDRESS"
+    )  # fmt: skip
+    return (None if given in ("", "local") else given), where  # Ray's "local": start a new local instance
 
 
 def check_reachable(address: str, where: str, timeout: float = CONNECT_SECONDS) -> None:
@@ -185,6 +185,11 @@ class RayExecutor(Executor):
 
     @classmethod
     def check(cls, request: RunRequest) -> None:
+        if request.cells_per_gpu is not None and request.protocol.device == "cpu":
+            raise GenbenchError(
+                f"--cells-per-gpu {request.cells_per_gpu} with --device cpu: no cell runs on a GPU; leave "
+                "--cells-per-gpu out, or use --device auto or cuda"
+            )
         import_ray()
         address, where = ray_address(request)
         if address is None:
