@@ -7,13 +7,14 @@ and the table; a task keeps the grid a plain map with ``ray.wait`` streaming res
 * **Where.** ``--ray-address`` (or ``$RAY_ADDRESS``) joins an existing cluster
   (``host:port``, ``ray://host:10001`` or ``auto``); genbench first checks that something
   answers there (5 s), so an unreachable address is one line before any work. Without an
-  address genbench starts a local Ray instance (no dashboard) and shuts it down at the
-  end; a Ray session already started in this process (``ray.init()``) is used as it is.
+  address (or with Ray's ``local``) genbench starts a local Ray instance (no dashboard) and
+  shuts it down at the end; a Ray session already started in this process (``ray.init()``) is used as it is.
 * **Resources** (logical, as Ray counts them). A CPU cell asks for ``num_cpus`` = its torch
   threads (``--threads`` when given and it fits, else ``max(1, cores // workers)`` on a
   local instance and 1 on a cluster; recorded with the reason). When the
   cells run on GPUs (``--device`` not ``cpu`` and the cluster has GPUs) each also asks for
   ``num_gpus = 1 / --cells-per-gpu``: K cells share a GPU. A share does not cap memory.
+  Each task asks for no more CPUs than the largest live node has (a task runs on one node).
   ``--workers`` (optional) caps the cells in flight; a local instance gets the cores here.
 * **Files.** A task runs its cell in a private temporary folder on its node and returns
   the record and the files' bytes (:func:`genbench.run.executors.remote.run_packed`); the
