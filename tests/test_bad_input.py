@@ -164,6 +164,12 @@ CASES = [
     run("ray-address-without-ray", "--executor", "process", "--ray-address", "x:1",
         phrase="--ray-address x:1: the 'process' executor does not use it"),
     run("precision-unknown", "--precision", "fp8", phrase="--precision 'fp8'; valid: 'bf16', 'fp16', 'fp32'"),
+    run("compile-r1", "--compile", phrase="--compile: model 'gan' takes a gradient of a gradient (R1 penalty r1=10; "
+        "--grid gan.r1=0 turns it off), which torch.compile cannot differentiate; leave --compile out"),
+    run("compile-r1-in-grid", "--compile", "--grid", "gan.r1=0,1",
+        phrase="--compile: model 'gan' takes a gradient of a gradient (R1 penalty r1=1; --grid gan.r1=0 turns it off)"),
+    run("compile-gradient-penalty", "--compile", "--models", "wgan-gp",
+        phrase="--compile: model 'wgan-gp' takes a gradient of a gradient (gradient penalty, always on)"),
     # -- reference statistics
     run("stats-missing", "--reference-stats", "{tmp}/none.npz", phrase="none.npz: no such file"),
     run("stats-text", "--reference-stats", "{tmp}/text.npz", phrase="not an .npz archive"),

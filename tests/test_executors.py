@@ -597,6 +597,27 @@ def test_bf16_channels_last_and_compile_run_on_a_cpu_and_are_recorded(
                                         weights_only=True)["state_dict"])  # fmt: skip
 
 
+def test_compile_accepts_the_gans_with_their_r1_penalty_off(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--compile refuses a cell that differentiates a gradient (tests/test_bad_input.py), not the same model
+    with the penalty off; validation only plans, so no compiler is needed (one is pretended)."""
+    from genbench.run.runner import validate
+
+    monkeypatch.setattr("genbench.run.fastpath.shutil.which", lambda name: f"/usr/bin/{name}")
+    protocol = Protocol("digits", ("fid",), epochs=1, cache_dir=cache_dir, device="cpu", compile=True)
+    cells = validate(RunRequest(("gan", "cgan", "dcgan"), protocol, tmp_path, ("gan.r1=0", "cgan.r1=0")))
+    assert [(c.model, c.hyper["r1"], c.protocol.compile) for c in cells] == [
+        ("gan", 0.0, True), ("cgan", 0.0, True), ("dcgan", 0.0, True)
+    ]  # fmt: skip
+    with pytest.raises(
+        GenbenchError, match=r"^--compile: model 'cgan' takes a gradient of a gradient \(R1 penalty r1=10;"
+    ):
+        validate(RunRequest(("gan", "cgan"), protocol, tmp_path, ("gan.r1=0",)))  # gan's r1 is off, cgan's is not
+    plain = dataclasses.replace(protocol, compile=False)  # without --compile, R1 is no problem
+    assert [c.hyper["r1"] for c in validate(RunRequest(("gan",), plain, tmp_path))] == [10.0]
+
+
 def test_fp16_scales_the_loss_of_models_that_update_through_the_harness_and_flags_the_others(
     tmp_path: Path, cache_dir: Path, probe_models: None
 ) -> None:

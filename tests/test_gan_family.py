@@ -11,8 +11,10 @@ from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError
 from genbench.hyper import build, field_types, parse_value
 from genbench.models.adversarial import AdversarialModel, GANHyper
+from genbench.models.autoencoders import VAE, AutoEncoder
 from genbench.models.base import Capability, GenerativeModel
 from genbench.models.conditional import CDCGAN, CGAN
+from genbench.models.convvae import ConvVAE
 from genbench.models.gans import DCGAN, GAN
 from genbench.models.vaegan import VAEGAN
 from genbench.models.wgan import WGANGP, gradient_penalty
@@ -233,3 +235,55 @@ def test_reported_d_loss_excludes_the_r1_penalty() -> None:
     logs = model.train_step(x, y)
     assert logs["r1_penalty"] > 0
     assert logs["loss_d"] < 10  # two BCE terms of a barely trained D, nowhere near 1e6/2 * penalty
+
+
+# -- double_backward: what --compile refuses (torch.compile cannot differentiate twice) ---------------------
+def takes_second_gradient(model: GenerativeModel, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether two train_steps (StyleGAN-like lazy penalties skip steps) differentiate a gradient: call
+    ``torch.autograd.grad`` with ``create_graph=True``, the graph torch.compile cannot go back through."""
+    created: list[bool] = []
+    grad = torch.autograd.grad
+
+    def recording(*args: object, **kwargs: object) -> object:
+        created.append(bool(kwargs.get("create_graph")))
+        return grad(*args, **kwargs)  # type: ignore[arg-type]
+
+    x, y = batch()
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.autograd, "grad", recording)
+        for _ in range(2):
+            model.train_step(x, y)
+    return any(created)
+
+
+BUILTINS = [AutoEncoder, VAE, ConvVAE, GAN, DCGAN, CGAN, CDCGAN, WGANGP, VAEGAN]
+
+
+@pytest.mark.parametrize(
+    ("cls", "hyper", "expected"),
+    [
+        *[(cls, {}, None) for cls in (AutoEncoder, VAE, ConvVAE, DCGAN, CDCGAN, VAEGAN)],
+        (GAN, {}, "R1 penalty r1=10; --grid gan.r1=0 turns it off"),
+        (CGAN, {}, "R1 penalty r1=10; --grid cgan.r1=0 turns it off"),
+        (GAN, {"r1": 0.0}, None),
+        (CGAN, {"r1": 0.0}, None),
+        (DCGAN, {"r1": 0.5}, "R1 penalty r1=0.5; --grid dcgan.r1=0 turns it off"),
+        (WGANGP, {}, "gradient penalty, always on"),
+    ],
+    ids=lambda v: getattr(v, "name", None) or str(v),
+)
+def test_double_backward_says_what_differentiates_a_gradient_and_train_step_agrees(
+    cls: type[GenerativeModel], hyper: dict[str, object], expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = {k: v for k, v in {"z_dim": 8, "width": 8}.items() if k in field_types(cls.Hyper)}
+    hp = build(cls.Hyper, {**small, **hyper}, cls.name)
+    assert cls.double_backward(hp) == expected
+    torch.manual_seed(0)
+    assert takes_second_gradient(cls(hp, DIGITS), monkeypatch) == (expected is not None)
+
+
+def test_every_builtin_model_is_checked_for_double_backward() -> None:
+    from genbench.plugins import get_registry
+
+    builtin = {e.cls for e in get_registry().models.values() if e.cls.__module__.startswith("genbench.")}
+    assert builtin == set(BUILTINS)

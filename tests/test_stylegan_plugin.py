@@ -181,3 +181,14 @@ def test_only_genbench_public_api_is_used() -> None:
     used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name) and node.value.id == "genbench"}  # fmt: skip
     assert used <= set(genbench.__all__), used - set(genbench.__all__)
+
+
+def test_double_backward_names_the_lazy_r1_penalty_that_compile_cannot_differentiate(
+    sg: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_gan_family import takes_second_gradient
+
+    assert sg.StyleGAN.double_backward(sg.StyleGANHyper()) == "R1 penalty r1=1; --grid stylegan.r1=0 turns it off"
+    assert takes_second_gradient(make(sg), monkeypatch)
+    assert sg.StyleGAN.double_backward(sg.StyleGANHyper(r1=0.0)) is None
+    assert not takes_second_gradient(make(sg, r1=0.0), monkeypatch)

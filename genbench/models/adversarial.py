@@ -239,6 +239,11 @@ class BinaryGAN(AdversarialModel):
 
     hp: GANHyper
 
+    @classmethod
+    def double_backward(cls, hp: Hyper) -> str | None:
+        r1 = getattr(hp, "r1", 0.0)
+        return f"R1 penalty r1={r1:g}; --grid {cls.name}.r1=0 turns it off" if r1 > 0 else None
+
     def d_objective(
         self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

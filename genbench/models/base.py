@@ -115,6 +115,17 @@ class GenerativeModel(nn.Module, abc.ABC):
         self.hp = hp
         self.data = data
 
+    @classmethod
+    def double_backward(cls, hp: BaseHyper) -> str | None:
+        """What makes :meth:`train_step` differentiate a gradient with hyper-parameters ``hp`` (an R1 or
+        gradient penalty: a loss on ``torch.autograd.grad(..., create_graph=True)``), or None when nothing does.
+
+        ``--compile`` refuses such a cell before any training: torch.compile cannot differentiate twice, so
+        every step would fail. Say what does it and, when a hyper-parameter turns it off, how
+        (``"R1 penalty r1=10; --grid gan.r1=0 turns it off"``); the error quotes it.
+        """
+        return None
+
     def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimiser update: zero ``optimizer``'s gradients, backpropagate ``loss``, step.
 

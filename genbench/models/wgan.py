@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 
 from genbench.datasets.base import DataInfo
+from genbench.hyper import Hyper as BaseHyper
 from genbench.hyper import hp, positive
 from genbench.models.adversarial import AdversarialHyper, AdversarialModel
 from genbench.models.gans import check_conv_sides, conv_discriminator, conv_generator
@@ -70,6 +71,10 @@ class WGANGP(AdversarialModel):
 
     hp: WGANGPHyper
     d_wins_flag = False  # the critic's loss is unbounded: near zero means nothing
+
+    @classmethod
+    def double_backward(cls, hp: BaseHyper) -> str | None:
+        return "gradient penalty, always on"
 
     def __init__(self, hp: WGANGPHyper, data: DataInfo) -> None:
         super().__init__(hp, data)

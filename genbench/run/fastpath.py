@@ -17,10 +17,11 @@ device and are read once per epoch (no host synchronisation inside the loop; see
   synchronisation per step, which bf16 (no scaler) does not have.
 * ``--compile`` compiles each top-level network of the model (``module.compile()``, so
   checkpoints keep their keys). The first steps of each shape pay for compiling (seconds
-  to a minute; cached on disk by PyTorch). torch.compile cannot differentiate twice, so
-  models that do (an R1 penalty, ``r1 > 0``; WGAN-GP's gradient penalty) fail with
-  ``--compile`` (torch's message says "double backward"). On a CPU, compiling needs a C++
-  compiler; without one genbench stops before training and says so.
+  to a minute; cached on disk by PyTorch). torch.compile cannot differentiate twice, so a
+  cell whose model does (an R1 penalty, ``r1 > 0``; WGAN-GP's gradient penalty: see
+  :meth:`genbench.models.GenerativeModel.double_backward`) would fail every step; genbench
+  refuses it before training. On a CPU, compiling needs a C++ compiler; without one
+  genbench stops before training and says so.
 * ``--channels-last`` stores 4-D weights and the training images channels-last, which
   lets cuDNN use its faster convolution kernels on recent GPUs (no effect on MLPs).
 
@@ -32,16 +33,17 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 
-from genbench.datasets.base import Split
+from genbench.datasets.base import DataKind, Split
 from genbench.errors import GenbenchError, choices
+from genbench.hyper import build
 from genbench.models.base import GenerativeModel
-from genbench.protocol import Protocol
+from genbench.protocol import CellSpec, Protocol
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 UNSCALED_FLAG = "fp16_unscaled: the model's train_step does not update through GenerativeModel.update (no loss scaling)"
@@ -74,6 +76,23 @@ def check_fast_path(protocol: Protocol, device: torch.device) -> None:
             "--compile on the CPU needs a C++ compiler (g++ or clang++) for torch.compile; install one "
             "or leave --compile out"
         )
+
+
+def check_compile_cells(
+    cells: Iterable[CellSpec], model_class: Callable[[str], type[GenerativeModel]], kind: DataKind
+) -> None:
+    """Under ``--compile``, refuse the first cell whose model differentiates a gradient with its
+    hyper-parameters (torch.compile cannot: every step would fail with torch's "double backward")."""
+    for cell in cells:
+        if not cell.protocol.compile:
+            continue
+        cls = model_class(cell.model)
+        why = cls.double_backward(build(cls.Hyper, dict(cell.hyper), f"model {cell.model!r}", kind))
+        if why:
+            raise GenbenchError(
+                f"--compile: model {cell.model!r} takes a gradient of a gradient ({why}), which torch.compile "
+                "cannot differentiate; leave --compile out"
+            )
 
 
 def autocast(protocol: Protocol, device: torch.device) -> Callable[[], AbstractContextManager[Any]]:

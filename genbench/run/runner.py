@@ -52,7 +52,7 @@ from genbench.run.events import (
 from genbench.run.executors.base import CellResult, Executor, refuse_unused
 from genbench.run.executors.remote import failed_cell, land
 from genbench.run.executors.serial import SerialExecutor, run_reported
-from genbench.run.fastpath import check_fast_path
+from genbench.run.fastpath import check_compile_cells, check_fast_path
 from genbench.run.grid import parse_axis, plan_cells
 from genbench.run.preparation import prepare_metrics, run_manifest
 from genbench.run.timing import resolve_device
@@ -132,6 +132,7 @@ def validate(request: RunRequest) -> list[CellSpec]:
     check_folders(request.out_dir, p)
     axes = [parse_axis(g) for g in request.grid]
     cells = plan_cells(registry, request.models, axes, request.seeds, p, request.out_dir)
+    check_compile_cells(cells, registry.model, info.kind)  # --compile and an R1 / gradient penalty
     check_memory(cells, p, info, device)
     return [dataclasses.replace(c, cell_timeout=request.cell_timeout, threads=request.threads) for c in cells]
 

@@ -249,6 +249,12 @@ class StyleGAN(genbench.GenerativeModel):
         self.d_updates = 0  # counts D updates for the lazy R1 penalty
         self.r1_penalty = torch.zeros(())
 
+    @classmethod
+    def double_backward(cls, hp: genbench.Hyper) -> str | None:
+        """The lazy R1 penalty differentiates D's gradient (genbench refuses it with --compile)."""
+        r1 = getattr(hp, "r1", 0.0)
+        return f"R1 penalty r1={r1:g}; --grid {cls.name}.r1=0 turns it off" if r1 > 0 else None
+
     # -- latent codes and styles ------------------------------------------------------------------
     def sample_latent(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), or U[-1, 1] with ``noise=uniform`` (genbench's convention for every GAN)."""
