@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -616,6 +617,50 @@ def test_compile_accepts_the_gans_with_their_r1_penalty_off(
         validate(RunRequest(("gan", "cgan"), protocol, tmp_path, ("gan.r1=0",)))  # gan's r1 is off, cgan's is not
     plain = dataclasses.replace(protocol, compile=False)  # without --compile, R1 is no problem
     assert [c.hyper["r1"] for c in validate(RunRequest(("gan",), plain, tmp_path))] == [10.0]
+
+
+def test_workers_get_as_many_compile_threads_as_torch_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile starts a pool of compile workers per process, one per core by default: each executor's
+    worker gets its own share (process: the environment it starts with; Ray: set in the task)."""
+    import torch._inductor.config
+
+    from genbench.run.executors import process, ray_tasks
+
+    variable = resources.COMPILE_THREADS
+    assert variable == "TORCHINDUCTOR_COMPILE_THREADS" and variable in resources.THREAD_VARIABLES
+    started: list[dict[str, str]] = []
+
+    class Started:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def start(self) -> None:
+            started.append(dict(os.environ))  # what a spawned worker inherits
+
+    class Context:
+        Process = Started
+
+        def Pipe(self, duplex: bool) -> tuple[Any, Any]:
+            return types.SimpleNamespace(close=lambda: None), types.SimpleNamespace(close=lambda: None)
+
+    monkeypatch.setattr(process, "cpu_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(variable, raising=False)
+    executor = process.ProcessExecutor(RunRequest(("gan",), Protocol("digits", ()), tmp_path, workers=2))
+    executor._plan, executor._context = plan_workers(executor.request), Context()  # type: ignore[assignment]
+    worker = executor._start(None)
+    shutil.rmtree(worker.scratch)
+    assert started[0][variable] == started[0]["OMP_NUM_THREADS"] == "2" and variable not in os.environ
+
+    monkeypatch.setenv(variable, "7")  # restored after the test, as is the config below
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 7)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    seen: list[tuple[str, int | None]] = []
+    monkeypatch.setattr(
+        ray_tasks, "run_packed", lambda *a: seen.append((os.environ[variable], torch._inductor.config.compile_threads))
+    )
+    ray_tasks.ray_cell(CellSpec("c", "gan", {}, 0, Protocol("digits", ()), tmp_path / "c"), [], None, 3)
+    assert seen == [("3", 3)]  # the config too: a reused Ray worker may have read the environment already
 
 
 def test_fp16_scales_the_loss_of_models_that_update_through_the_harness_and_flags_the_others(

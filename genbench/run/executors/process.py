@@ -6,7 +6,8 @@
 * **Threads.** Each worker gets ``max(1, cores // workers)`` torch threads, at most
   ``$OMP_NUM_THREADS`` when set, or ``--threads`` when that fits
   (:mod:`genbench.run.executors.resources`), through the ``OMP/MKL/OPENBLAS_NUM_THREADS``
-  variables it starts with and each cell's ``CellSpec.threads`` (recorded with the reason).
+  variables it starts with and each cell's ``CellSpec.threads`` (recorded with the reason);
+  as many ``--compile`` compile workers (``TORCHINDUCTOR_COMPILE_THREADS``).
 * **Start.** Workers are fresh interpreters (the ``spawn`` context: no fork of a process
   holding threads or a CUDA context). Each builds its registry from the default plugins
   and entry points, adds the plugins added to the driver's registry

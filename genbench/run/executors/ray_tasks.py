@@ -55,7 +55,7 @@ from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor
 from genbench.run.executors.process import remove_orphaned_scratch, scratch_prefix
 from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
-from genbench.run.executors.resources import check_cpu_workers, cpu_cores, plan_threads
+from genbench.run.executors.resources import check_cpu_workers, cpu_cores, limit_compile_threads, plan_threads
 
 INSTALL = "pip install 'genbench[ray]'"
 CONNECT_SECONDS = 5.0
@@ -112,6 +112,7 @@ def ray_cell(
     import torch
 
     torch.set_num_threads(threads)
+    limit_compile_threads(threads)  # Ray reuses worker processes: what THREAD_VARIABLES sets for the process executor
     install_plugins(plugins)
 
     def send(kind: str, cell_id: str, detail: Any) -> None:

@@ -12,12 +12,27 @@ when it does not. The executor hands its choice and the reason to each cell
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 from genbench.errors import GenbenchError
 from genbench.threads import env_threads, usable_cores
 
-# Set in a worker's environment before it imports torch (and numpy/scipy's BLAS).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# Set in a worker's environment before it imports torch (and numpy/scipy's BLAS), to its torch threads.
+# TORCHINDUCTOR_COMPILE_THREADS: --compile's pool of C++/Triton compile workers, one per core by default
+# in EVERY process, so two workers on two cores ran three g++ at once; 1 compiles in the worker itself.
+COMPILE_THREADS = "TORCHINDUCTOR_COMPILE_THREADS"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", COMPILE_THREADS)
+
+
+def limit_compile_threads(threads: int) -> None:
+    """Give torch.compile ``threads`` compile workers in this process, for a worker that imported torch
+    before it knew its share of the cores (a reused Ray worker): the environment variable for a config
+    not read yet, the config itself when torch's inductor already read it."""
+    os.environ[COMPILE_THREADS] = str(threads)
+    config: Any = sys.modules.get("torch._inductor.config")
+    if config is not None:
+        config.compile_threads = threads
 
 
 def cpu_cores() -> int:
