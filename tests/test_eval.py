@@ -166,6 +166,19 @@ def test_jpeg_files_are_flagged_lossy(capsys: pytest.CaptureFixture[str], tmp_pa
     assert load_table(out).rows[0][-1] == "ok; lossy"
 
 
+def test_jpeg_data_named_png_is_lossy_and_png_is_not(tmp_path: Path) -> None:
+    """Whether an image is JPEG is read from its content: JPEG data named .png is counted lossy."""
+    from genbench.run.image_files import read_images
+
+    info = load_data("digits", Path("unused")).info
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8), 100).save(folder / f"{i}.png", format="JPEG" if i % 2 else "PNG")
+    samples = read_images(folder, info, 4)
+    assert (samples.lossy, samples.files) == (2, 4)
+
+
 @pytest.mark.slow
 def test_onnx_round_trip(capsys: pytest.CaptureFixture[str], run_copy: Path, tmp_path: Path, cache_dir: Path) -> None:
     pytest.importorskip("onnx")

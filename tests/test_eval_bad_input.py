@@ -98,6 +98,16 @@ def with_file(t: Path, name: str, data: bytes) -> Path:
     return t / "imgs"
 
 
+def other_format(t: Path, fmt: str) -> list[str]:
+    """A valid 8x8 greyscale image of another format, named .png among PNGs."""
+    out = folder(t)
+    if fmt == "EPS":  # Pillow would hand its content to Ghostscript on reading the pixels
+        (out / "000.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    else:
+        Image.new("L", (8, 8), 128).save(out / "000.png", format=fmt)
+    return images(out)
+
+
 def sub_folder(t: Path) -> list[str]:
     (folder(t) / "more").mkdir()
     return images(t / "imgs")
@@ -149,6 +159,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "wrong size": (lambda t: images(folder(t, size=(28, 28))), "wrong size: 000.png is 28x28; expected 8x8"),
     "non-image file": (lambda t: images(with_file(t, "notes.txt", b"x")), "notes.txt is not an image file"),
     "corrupt png": (lambda t: images(with_file(t, "000.png", b"junk")), "000.png is not a readable image"),
+    "GIF named .png": (lambda t: other_format(t, "GIF"), "000.png is not a readable image: not PNG or JPEG content"),
+    "TIFF named .png": (lambda t: other_format(t, "TIFF"), "000.png is not a readable image: not PNG or JPEG content"),
+    "BMP named .png": (lambda t: other_format(t, "BMP"), "000.png is not a readable image: not PNG or JPEG content"),
+    "EPS named .png": (lambda t: other_format(t, "EPS"), "000.png is not a readable image: not PNG or JPEG content"),
     "sub-folder": (sub_folder, "holds a folder, more/"),
     "colour for greyscale": (
         lambda t: images(folder(t, mode="RGB")),

@@ -8,7 +8,9 @@ The policy, the same for every dataset:
 * **Which files.** ``--images DIR``: the ``.png``, ``.jpg`` and ``.jpeg`` files directly in
   ``DIR`` (any case), in name order; the first ``--eval-samples`` are evaluated. Hidden
   files (a name starting with ``.``) are skipped; any other file or a sub-folder is an
-  error, so a stray file is never silently part of a score. ``--images FILE.npz``: one
+  error, so a stray file is never silently part of a score. Only PNG and JPEG content is
+  decoded, whatever the suffix: another format named ``.png`` (a GIF, a TIFF, an EPS,
+  which Pillow would hand to Ghostscript) is an error. ``--images FILE.npz``: one
   array (the only one, else ``images``, ``samples`` or ``arr_0``), laid out
   ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one channel, ``(N, H, W)``; ``uint8`` (0-255)
   or floats in ``[0, 1]``; read without pickle.
@@ -23,7 +25,8 @@ The policy, the same for every dataset:
   first. An alpha channel must be fully opaque (transparency has no meaning for FID);
   16-bit and other modes are refused.
 * **Lossy files.** JPEG compression changes FID (clean-fid); JPEG files are accepted
-  and the record carries a ``lossy`` flag, shown in the table's status column.
+  and the record carries a ``lossy`` flag, shown in the table's status column. Whether a
+  file is JPEG is read from its content, not its name (JPEG data named ``.png`` is lossy).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError, choices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-LOSSY_SUFFIXES = (".jpg", ".jpeg")
+FORMATS = ["PNG", "JPEG"]  # the only decoders Pillow may use, whatever the suffix (EPS would run Ghostscript)
 NPZ_KEYS = ("images", "samples", "arr_0")  # the array read from an .npz that holds several
 _MODES = {"1": "L", "L": "L", "LA": "LA", "P": "RGBA", "RGB": "RGB", "RGBA": "RGBA"}  # PIL mode -> read as
 
@@ -97,13 +100,16 @@ def _listing(folder: Path) -> list[Path]:
     return files
 
 
-def _read_image(path: Path, info: DataInfo, first: tuple[str, tuple[int, int]] | None) -> np.ndarray:
-    """One image as uint8 ``(c, H, W)`` with c in 1, 3, checked against the dataset's size."""
+def _read_image(path: Path, info: DataInfo, first: tuple[str, tuple[int, int]] | None) -> tuple[np.ndarray, bool]:
+    """One image as uint8 ``(c, H, W)`` with c in 1, 3, checked against the dataset's size, and whether
+    it was JPEG (by its content, not its name). Only PNG and JPEG are decoded: a file of another format
+    (a GIF, TIFF, or an EPS, which Pillow would hand to Ghostscript) is refused whatever its suffix."""
     from PIL import Image, UnidentifiedImageError
 
     _, h, w = info.shape
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=FORMATS) as img:
+            lossy = img.format == "JPEG"
             size = (img.height, img.width)
             if size != (h, w):
                 mixed = f"; {first[0]} is {first[1][0]}x{first[1][1]}" if first and first[1] != size else ""
@@ -119,7 +125,12 @@ def _read_image(path: Path, info: DataInfo, first: tuple[str, tuple[int, int]] |
             arr = np.array(img.convert(_MODES[img.mode]))  # a writable copy
     except GenbenchError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise GenbenchError(
+            f"--images: {path.name} is not a readable image: not PNG or JPEG content (only "
+            f"{' and '.join(FORMATS)} are read, whatever the suffix)"
+        ) from None
+    except (OSError, ValueError) as exc:
         raise GenbenchError(f"--images: {path.name} is not a readable image ({type(exc).__name__})") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -127,7 +138,7 @@ def _read_image(path: Path, info: DataInfo, first: tuple[str, tuple[int, int]] |
         if (arr[:, :, -1] != 255).any():
             raise GenbenchError(f"--images: {path.name} is transparent; give opaque images (alpha 255 everywhere)")
         arr = arr[:, :, :-1]
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)), lossy
 
 
 def read_folder(folder: Path, info: DataInfo, n: int) -> ImageSamples:
@@ -141,13 +152,14 @@ def read_folder(folder: Path, info: DataInfo, n: int) -> ImageSamples:
     digest = hashlib.sha256()
     arrays = []
     first: tuple[str, tuple[int, int]] | None = None
+    lossy = 0
     for path in files[:n]:
-        arr = _read_image(path, info, first)
+        arr, jpeg = _read_image(path, info, first)
+        lossy += jpeg
         first = first or (path.name, (arr.shape[1], arr.shape[2]))
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
         arrays.append(arr)
     images = _stack(arrays, info, f"--images {folder}")
-    lossy = sum(p.suffix.lower() in LOSSY_SUFFIXES for p in files[:n])
     return ImageSamples(images, str(folder), digest.hexdigest(), lossy, n)
 
 
