@@ -174,6 +174,18 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: npz(t, np.zeros((20, 9, 9), np.uint8)),
         "array 'images' of shape (20, 9, 9); expected (N, 1, 8, 8), (N, 8, 8, 1) or (N, 8, 8)",
     ),
+    "npz of floats 0-255": (
+        lambda t: npz(t, np.full((20, 1, 8, 8), 255.0, np.float32)),
+        "s.npz: samples out of range [0, 1] (tolerance 0.001): min 255.0, max 255.0; a float array holds values in",
+    ),
+    "npz of negative floats": (
+        lambda t: npz(t, np.full((20, 8, 8), -3.0)),
+        "s.npz: samples out of range [0, 1] (tolerance 0.001): min -3.0, max -3.0",
+    ),
+    "npz with a NaN": (
+        lambda t: npz(t, np.where(np.arange(20 * 64).reshape(20, 8, 8, 1) == 7, np.nan, 0.5).astype(np.float32)),
+        "s.npz: samples: 1 of 1280 values are NaN or infinite",
+    ),
     "npz of objects": (object_npz, "o.npz: holds Python objects (pickle, refused: it could run code)"),
     "no source": (lambda t: ["eval", *IMAGES], "give --images DIR (or FILE.npz) or --generator"),
     "two sources": (

@@ -13,7 +13,8 @@ The policy, the same for every dataset:
   which Pillow would hand to Ghostscript) is an error. ``--images FILE.npz``: one
   array (the only one, else ``images``, ``samples`` or ``arr_0``), laid out
   ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one channel, ``(N, H, W)``; ``uint8`` (0-255)
-  or floats in ``[0, 1]``; read without pickle.
+  or floats in ``[0, 1]``, held to the sample contract (finite, in [0, 1] within its
+  tolerance, :mod:`genbench.run.contract`); read without pickle.
 * **Size.** Every image must have the dataset's height and width. genbench never
   resizes: the resizing filter changes FID by several points (clean-fid, Parmar et al.
   2022), so that choice stays with the tool that wrote the samples. A folder of mixed
@@ -40,6 +41,8 @@ import torch
 
 from genbench.datasets.base import DataInfo
 from genbench.errors import GenbenchError, choices
+from genbench.run.contract import ContractError, check_values
+from genbench.run.train import Diverged
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FORMATS = ["PNG", "JPEG"]  # the only decoders Pillow may use, whatever the suffix (EPS would run Ghostscript)
@@ -211,6 +214,12 @@ def read_npz(path: Path, info: DataInfo, n: int) -> ImageSamples:
         x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
     elif np.issubdtype(arr.dtype, np.floating):
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        try:  # held to the sample contract a model's samples are held to: finite, in [0, 1] (within its tolerance)
+            check_values(x, info)
+        except (ContractError, Diverged) as exc:
+            raise GenbenchError(
+                f"--images {path}: {exc}; a float array holds values in [0, 1] (or give uint8, 0-255)"
+            ) from None
     else:
         raise GenbenchError(f"--images {path}: array of {arr.dtype}; expected uint8 (0-255) or floats in [0, 1]")
     x = x.unsqueeze(1) if layout == "nhw" else x.permute(0, 3, 1, 2) if layout == "nhwc" else x
