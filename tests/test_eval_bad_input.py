@@ -8,6 +8,7 @@ must contain. None of them trains or evaluates anything: each problem is caught 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -399,3 +400,45 @@ def test_a_resume_with_another_protocol_than_the_evaluated_rows_is_refused(
     (cell,) = (out / "cells").iterdir()  # the evaluated one: nothing of the run was written
     assert f"{cell}, added by genbench eval, was measured with " in err
     assert (out / "results.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("shape", "phrase"),
+    [
+        ((200_000, 1, 8, 8), None),  # read: only its first 20 images
+        ((200_000, 9, 9), "array 'images' of shape (200000, 9, 9); expected (N, 1, 8, 8)"),  # refused: no data read
+    ],
+)
+def test_an_npz_is_read_no_further_than_the_images_it_needs(
+    shape: tuple[int, ...], phrase: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few kilobytes of deflated zeros can declare gigabytes: the header is checked before any data is
+    read, and only the rows evaluated are read (memory bounded by them, not by the file's declaration)."""
+    import zipfile
+
+    from genbench.datasets.base import DataInfo
+    from genbench.errors import GenbenchError
+    from genbench.run.image_files import read_images
+
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, images=np.zeros(shape, np.uint8))
+    assert path.stat().st_size < 100_000  # small on disk, 12.8 MB (16.2 MB) once decompressed
+    read_bytes = []
+    original = zipfile.ZipExtFile.read
+
+    def spy(self: zipfile.ZipExtFile, n: int = -1) -> bytes:
+        data = original(self, n)
+        read_bytes.append(len(data))
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", spy)
+    info = DataInfo("digits", (1, 8, 8), "image", 10)
+    header = 128  # a .npy header (version 1.0) of this array
+    if phrase is None:
+        samples = read_images(path, info, 20)
+        assert tuple(samples.images.shape) == (20, 1, 8, 8)
+        assert sum(read_bytes) <= header + 20 * 64, read_bytes
+    else:
+        with pytest.raises(GenbenchError, match=re.escape(phrase)):
+            read_images(path, info, 20)
+        assert sum(read_bytes) <= header, read_bytes

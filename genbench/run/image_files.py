@@ -33,8 +33,11 @@ The policy, the same for every dataset:
 from __future__ import annotations
 
 import hashlib
+import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -175,44 +178,90 @@ def _stack(arrays: list[np.ndarray], info: DataInfo, what: str) -> torch.Tensor:
     return out
 
 
-def read_npz(path: Path, info: DataInfo, n: int) -> ImageSamples:
-    """The first ``n`` images of the array in an ``.npz`` (policy above), read without pickle."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
-            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
-            if key is None:
-                raise GenbenchError(
-                    f"--images {path}: holds arrays {choices(keys)}; genbench reads the only array, or one named "
-                    f"{', '.join(NPZ_KEYS)}"
-                )
-            arr = np.asarray(data[key])
-    except GenbenchError:
-        raise
-    except Exception as exc:
-        if "allow_pickle" in str(exc):
-            raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)") from None
-        raise GenbenchError(f"--images {path}: not a readable .npz ({type(exc).__name__})") from None
+def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """A ``.npy`` header (shape, Fortran order, dtype), read from the stream without reading any data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f".npy format version {version}")
+
+
+def _read_rows(f: IO[bytes], size: int, path: Path, key: str, info: DataInfo, n: int) -> tuple[np.ndarray, str]:
+    """The first ``n`` rows of the array in stream ``f`` (of ``size`` bytes uncompressed) and their layout,
+    its header checked first: only the ``n`` rows are read, whatever the header declares (a few compressed
+    bytes can declare gigabytes)."""
+    shape, fortran, dtype = _read_header(f)
+    if dtype.hasobject:
+        raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)")
     c, h, w = info.shape
     layouts: dict[tuple[int, ...], str] = {(c, h, w): "nchw", (h, w, c): "nhwc", (h, w, 3): "nhwc", (3, h, w): "nchw"}
     if c == 1:
         layouts[(h, w)] = "nhw"
-    layout = layouts.get(tuple(arr.shape[1:]))
-    if arr.ndim < 3 or layout is None:
+    layout = layouts.get(tuple(shape[1:]))
+    if len(shape) < 3 or layout is None:
         raise GenbenchError(
-            f"--images {path}: array {key!r} of shape {arr.shape}; expected (N, {c}, {h}, {w}), (N, {h}, {w}, {c})"
+            f"--images {path}: array {key!r} of shape {shape}; expected (N, {c}, {h}, {w}), (N, {h}, {w}, {c})"
             + (f" or (N, {h}, {w})" if c == 1 else "")
             + f" for dataset {info.name!r}"
         )
-    if arr.shape[0] < n:
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise GenbenchError(f"--images {path}: array of {dtype}; expected uint8 (0-255) or floats in [0, 1]")
+    if shape[0] < n:
         raise GenbenchError(
-            f"--images {path}: {arr.shape[0]} images; the protocol compares {n} (--eval-samples): "
-            f"pass --eval-samples {arr.shape[0]} or more images"
+            f"--images {path}: {shape[0]} images; the protocol compares {n} (--eval-samples): "
+            f"pass --eval-samples {shape[0]} or more images"
         )
-    arr = arr[:n]
+    if f.tell() + math.prod(shape) * dtype.itemsize != size:
+        raise GenbenchError(f"--images {path}: array {key!r} is damaged (its header declares {shape}, {dtype})")
+    if fortran:  # its first n images are not its first bytes
+        raise GenbenchError(
+            f"--images {path}: array {key!r} is stored in Fortran order; save np.ascontiguousarray(images) instead"
+        )
+    want = n * math.prod(shape[1:]) * dtype.itemsize
+    data = bytearray()  # writable, so torch.from_numpy takes it as it is
+    while len(data) < want:
+        chunk = f.read(want - len(data))
+        if not chunk:
+            raise GenbenchError(f"--images {path}: array {key!r} is truncated (its header declares {shape})")
+        data += chunk
+    return np.frombuffer(data, dtype).reshape((n, *shape[1:])), layout
+
+
+def _npz_rows(path: Path, info: DataInfo, n: int) -> tuple[np.ndarray, str]:
+    """The first ``n`` images of the array genbench reads in the ``.npz`` (policy above), and their layout."""
+    with open(path, "rb") as f:
+        if f.read(6) == b"\x93NUMPY":  # a .npy named .npz, as np.load reads it: refused, after a look at its dtype
+            f.seek(0)
+            if _read_header(f)[2].hasobject:
+                raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)")
+            raise GenbenchError(f"--images {path}: a .npy file, not an .npz; save the images with np.savez")
+    with zipfile.ZipFile(path) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # as np.load names them
+        keys = list(members)
+        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+        if key is None:
+            raise GenbenchError(
+                f"--images {path}: holds arrays {choices(keys)}; genbench reads the only array, or one named "
+                f"{', '.join(NPZ_KEYS)}"
+            )
+        with archive.open(members[key]) as f:
+            return _read_rows(f, archive.getinfo(members[key]).file_size, path, key, info, n)
+
+
+def read_npz(path: Path, info: DataInfo, n: int) -> ImageSamples:
+    """The first ``n`` images of the array in an ``.npz`` (policy above), read without pickle, and no more
+    of it than those images (its header is checked before any data is read)."""
+    try:
+        arr, layout = _npz_rows(path, info, n)
+    except GenbenchError:
+        raise
+    except Exception as exc:
+        raise GenbenchError(f"--images {path}: not a readable .npz ({type(exc).__name__})") from None
     if arr.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
-    elif np.issubdtype(arr.dtype, np.floating):
+        x = torch.from_numpy(arr).float().div_(255.0)
+    else:  # floating (checked in _read_rows)
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         try:  # held to the sample contract a model's samples are held to: finite, in [0, 1] (within its tolerance)
             check_values(x, info)
@@ -220,8 +269,6 @@ def read_npz(path: Path, info: DataInfo, n: int) -> ImageSamples:
             raise GenbenchError(
                 f"--images {path}: {exc}; a float array holds values in [0, 1] (or give uint8, 0-255)"
             ) from None
-    else:
-        raise GenbenchError(f"--images {path}: array of {arr.dtype}; expected uint8 (0-255) or floats in [0, 1]")
     x = x.unsqueeze(1) if layout == "nhw" else x.permute(0, 3, 1, 2) if layout == "nhwc" else x
     images = to_channels(x.contiguous(), info, f"--images {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
