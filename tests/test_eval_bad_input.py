@@ -403,6 +403,19 @@ def test_a_resume_with_another_protocol_than_the_evaluated_rows_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("source", "name"), [("_samples.npz", "samples"), ("__.npz", "generator"), ("m:_f_", "f"), ("-x-_", "x")]
+)
+def test_the_default_name_is_a_valid_name(source: str, name: str) -> None:
+    """Without --name, a file or function named with leading or trailing _ . - still gives a valid name."""
+    from genbench.run.evaluate import EvalRequest, _default_name, check_name
+
+    images = ":" not in source
+    request = EvalRequest(Path("out"), images=Path(source) if images else None, generator=None if images else source)
+    assert _default_name(request) == name
+    check_name(name)
+
+
+@pytest.mark.parametrize(
     ("shape", "phrase"),
     [
         ((200_000, 1, 8, 8), None),  # read: only its first 20 images

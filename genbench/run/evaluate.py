@@ -210,8 +210,8 @@ def _default_name(request: EvalRequest) -> str:
         raw = raw.rsplit(":", 1)[1]
     elif request.generator is not None:
         raw = Path(raw).stem
-    name = re.sub(r"[^A-Za-z0-9_.\-]", "-", Path(raw).stem if request.images else raw).strip("-.") or "generator"
-    return name[:64]
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "-", Path(raw).stem if request.images else raw).strip("-._")
+    return name[:64].rstrip("-._") or "generator"  # a name starts and ends with a letter or digit (_samples.npz)
 
 
 def check_name(name: str) -> None:
