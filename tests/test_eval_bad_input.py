@@ -135,6 +135,28 @@ def onnx_file(t: Path) -> list[str]:
     return generator(t / "g.onnx")
 
 
+def scalar_onnx(t: Path) -> list[str]:
+    """An ONNX graph whose input z is a scalar (shape []): Identity of it."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [])
+    graph = helper.make_graph([helper.make_node("Identity", ["z"], ["out"])], "g", [z], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(t / "g.onnx"))
+    return ["eval", "--generator", str(t / "g.onnx"), *IMAGES]
+
+
+META_MODULE = """
+    import torch
+
+    def f(n, labels, generator):
+        return torch.empty(n, 1, 8, 8, device="meta")
+"""
+
 NAN_MODULE = """
     import torch
 
@@ -238,6 +260,11 @@ CASES: dict[str, tuple[Setup, str]] = {
     "module without the function": (
         lambda t: callable_(f"{module(t, 'gen_nofunc', 'x = 1')}:generate"),
         "module 'gen_nofunc' has no function 'generate'",
+    ),
+    "ONNX with a scalar input": (scalar_onnx, "g.onnx: its first input 'z' has shape (); expected z, 2-D (n, z_dim)"),
+    "callable returning a meta tensor": (
+        lambda t: callable_(f"{module(t, 'gen_meta', META_MODULE)}:f"),
+        "gen_meta:f: its samples cannot be checked (NotImplementedError",
     ),
     "callable returning NaN": (
         lambda t: callable_(f"{module(t, 'gen_nan', NAN_MODULE)}:f"),

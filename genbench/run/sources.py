@@ -50,7 +50,7 @@ from genbench.hyper import Hyper
 from genbench.models.base import Capability, GenerativeModel, balanced_labels, draw_noise
 from genbench.results import file_digest
 from genbench.run.cell import SAMPLING_SEED_OFFSET
-from genbench.run.contract import ContractError, check_batch, check_values
+from genbench.run.contract import ContractError, check_batch, check_values, one_line
 from genbench.run.train import Diverged
 
 ZDist = Literal["normal", "uniform"]
@@ -158,6 +158,11 @@ def load_onnx(path: Path, z_dim: int | None, z_dist: ZDist | None, conditional: 
         raise GenbenchError(f"--generator {path}: not an ONNX model onnxruntime can run ({reason})") from None
     meta = _metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), str(path))
     inputs = session.get_inputs()
+    if inputs and len(inputs[0].shape) != 2:
+        shape = tuple(inputs[0].shape)
+        raise GenbenchError(
+            f"--generator {path}: its first input {inputs[0].name!r} has shape {shape}; expected z, 2-D (n, z_dim)"
+        )
     if z_dim is None and "z_dim" not in meta and inputs and isinstance(inputs[0].shape[-1], int):
         z_dim = int(inputs[0].shape[-1])  # a fixed second dimension of the first input
     if conditional is None and "conditional" not in meta:
@@ -287,3 +292,8 @@ def probe(generator: Generator, data: DataInfo, device: torch.device) -> None:
         check_values(batch.detach().float().cpu(), data)
     except (ContractError, Diverged) as exc:
         raise GenbenchError(f"{what}: {exc}") from None
+    except Exception as exc:  # a tensor the checks cannot read (on the meta device, a subclass): one line too
+        raise GenbenchError(
+            f"{what}: its samples cannot be checked ({one_line(exc)[:160]}); it must return a torch.Tensor of images "
+            f"of shape (n, {', '.join(map(str, data.shape))}) in [0, 1]"
+        ) from None
