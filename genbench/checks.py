@@ -181,6 +181,13 @@ def training_bytes(cls: type[GenerativeModel], hyper: dict[str, Any], info: Data
     nothing, so a 25 GB model costs microseconds to measure. A plugin that cannot be
     built there (it reads tensor values while building) is not estimated: None.
     """
+    sizes = parameter_bytes(cls, hyper, info)
+    return None if sizes is None else TRAINING_COPIES * sizes[0] + sizes[1]
+
+
+def parameter_bytes(cls: type[GenerativeModel], hyper: dict[str, Any], info: DataInfo) -> tuple[int, int] | None:
+    """``(parameters, buffers)`` bytes of ``cls`` built on torch's ``meta`` device (nothing is allocated);
+    None when the plugin cannot be built there."""
     try:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")
@@ -189,7 +196,7 @@ def training_bytes(cls: type[GenerativeModel], hyper: dict[str, Any], info: Data
         buffers = sum(t.numel() * t.element_size() for t in model.buffers())
     except (Exception, SystemExit):  # plugin code: its failure is the cell's to report, when it runs
         return None
-    return TRAINING_COPIES * params + buffers
+    return params, buffers
 
 
 def _size(n: float) -> str:

@@ -172,6 +172,40 @@ def cell(t: Path, checkpoint: bytes | None = None) -> Path:
     return t / "cell"
 
 
+def crafted(t: Path, model: str = "gan", name: str = "cell", **fields: object) -> Path:
+    """A cell whose checkpoint.pt holds a real ``model`` of digits, with payload fields (``data_*``: of its data,
+    ``payload_model``: its model name) replaced."""
+    from genbench.datasets.base import DataInfo
+    from genbench.plugins import get_registry
+
+    cls = get_registry().model(model)
+    data: dict[str, object] = {"name": "digits", "shape": [1, 8, 8], "kind": "image", "classes": 10}
+    payload: dict[str, object] = {"model": model, "hyper": {}, "seed": 3, "data": data}
+    payload["state_dict"] = cls(cls.Hyper(), DataInfo("digits", (1, 8, 8), "image", 10)).state_dict()
+    for key, value in fields.items():
+        (data if key.startswith("data_") else payload)[key.removeprefix("data_").removeprefix("payload_")] = value
+    (t / "cells" / name).mkdir(parents=True)
+    torch.save(payload, t / "cells" / name / "checkpoint.pt")
+    return t / "cells" / name
+
+
+def linked_checkpoint(t: Path) -> list[str]:
+    """A cell whose checkpoint.pt is a link to a checkpoint outside its folder."""
+    outside = crafted(t, name="outside") / "checkpoint.pt"
+    (t / "cells" / "cell").mkdir()
+    (t / "cells" / "cell" / "checkpoint.pt").symlink_to(outside)
+    return ["export", str(t / "cells" / "cell"), "-o", str(t / "g.pt")]
+
+
+def export_of(cell_dir: Path, t: Path) -> list[str]:
+    return ["export", str(cell_dir), "-o", str(t / "g.pt")]
+
+
+def below_a_file(t: Path) -> list[str]:
+    (t / "ok.npz").write_bytes(b"")
+    return ["export", str(crafted(t)), "-o", str(t / "ok.npz" / "g.pt")]
+
+
 CASES: dict[str, tuple[Setup, str]] = {
     "empty folder": (lambda t: images(folder(t, n=0)), "imgs: no image files (.png, .jpg, .jpeg) in it"),
     "missing folder": (lambda t: images(t / "nope"), "nope: no such folder or .npz file"),
@@ -319,6 +353,57 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: ["export", str(cell(t, b"junk")), "-o", str(t / "g.pt")],
         "checkpoint.pt: not a genbench checkpoint",
     ),
+    # a crafted checkpoint: each field is checked before anything is built
+    "checkpoint: hyper not a dict": (
+        lambda t: export_of(crafted(t, hyper=5), t),
+        "checkpoint.pt: damaged checkpoint: hyper is 5; expected a dict",
+    ),
+    "checkpoint: hyper a string": (
+        lambda t: export_of(crafted(t, hyper="abc"), t),
+        "damaged checkpoint: hyper is 'abc'",
+    ),
+    "checkpoint: seed a string": (
+        lambda t: export_of(crafted(t, seed="x"), t),
+        "damaged checkpoint: seed is 'x'; expected an integer >= 0",
+    ),
+    "checkpoint: seed None": (lambda t: export_of(crafted(t, seed=None), t), "damaged checkpoint: seed is None"),
+    "checkpoint: model a list": (
+        lambda t: export_of(crafted(t, payload_model=["ae"]), t),
+        "damaged checkpoint: model is ['ae']; expected the name of a model; installed: 'ae'",
+    ),
+    "checkpoint: negative shape": (
+        lambda t: export_of(crafted(t, data_shape=[1, -8, 8]), t),
+        "damaged checkpoint: data.shape is [1, -8, 8]; expected a list of positive integers",
+    ),
+    "checkpoint: classes a string": (
+        lambda t: export_of(crafted(t, "cgan", data_classes="x"), t),
+        "damaged checkpoint: data.classes is 'x'; expected a positive integer, or None",
+    ),
+    "checkpoint: conditional model without classes": (
+        lambda t: export_of(crafted(t, "cgan", data_classes=None), t),
+        "model 'cgan' cannot be built from it (cgan needs a labelled dataset",
+    ),
+    "checkpoint: a model too big for memory": (  # ae holds a z_dim x z_dim buffer: 400 TB, measured, not allocated
+        lambda t: export_of(crafted(t, "ae", hyper={"z_dim": 10**7}), t),
+        "model 'ae' with these hyper-parameters needs about 400.0 TB for its weights, more than the",
+    ),
+    "checkpoint: a symbolic link": (linked_checkpoint, "cell/checkpoint.pt: is a symbolic link"),
+    "export below a file": (
+        below_a_file,
+        "ok.npz/g.pt: its folder",
+    ),
+    "export to a folder that takes no files": (
+        lambda t: ["export", str(crafted(t)), "-o", "/proc/g.pt"],
+        "-o /proc/g.pt: its folder /proc: cannot create files in /proc",
+    ),
+    "export over the cell's checkpoint": (
+        lambda t: ["export", str(crafted(t)), "-o", str(t / "cells" / "cell" / "checkpoint.pt")],
+        "checkpoint.pt: is inside ",
+    ),
+    "export into another cell": (
+        lambda t: ["export", str(crafted(t)), "-o", str(crafted(t, name="other") / ".." / "other" / "checkpoint.pt")],
+        "could overwrite a cell's checkpoint.pt",
+    ),
 }
 
 
@@ -387,6 +472,30 @@ def test_export_needs_a_model_with_a_latent_space(
     err = capsys.readouterr().err
     assert err.startswith("error: model 'tiny' cannot be exported: it does not declare Capability.DECODE"), err
     assert not (tmp_path / "g.pt").exists()
+
+
+def test_export_never_overwrites_the_cells_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o naming the cell's own checkpoint.pt (here through a link to the cell) is refused; the weights stay."""
+    cell = crafted(tmp_path)
+    before = (cell / "checkpoint.pt").read_bytes()
+    (tmp_path / "alias").symlink_to(cell)
+    for out in (cell / "checkpoint.pt", tmp_path / "alias" / "checkpoint.pt", cell / "g.pt"):
+        assert main(["export", str(cell), "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: -o {out}: is inside {cell.parent.resolve()}") and err.count("\n") == 1, err
+    assert (cell / "checkpoint.pt").read_bytes() == before and not (cell / "g.pt").exists()
+
+
+def test_export_of_the_current_folder_names_the_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`genbench export .` run inside a cell folder records the cell's name in the file's metadata, not ""."""
+    cell = crafted(tmp_path, name="gan-digits-s3")
+    monkeypatch.chdir(cell)
+    assert main(["export", ".", "-o", str(tmp_path / "g.pt")]) == 0, capsys.readouterr().err
+    files = {"genbench.json": ""}
+    torch.jit.load(str(tmp_path / "g.pt"), _extra_files=files)
+    assert json.loads(files["genbench.json"])["cell"] == "gan-digits-s3"
 
 
 GOOD_MODULE = """

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +36,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from genbench.datasets.base import DataInfo
+from genbench.checks import MAX_SEED, _size, check_output_folder, host_memory, parameter_bytes
+from genbench.datasets.base import DATA_KINDS, DataInfo
 from genbench.errors import GenbenchError, choices
 from genbench.hyper import build, to_dict
 from genbench.models.base import Capability, GenerativeModel, balanced_labels
 from genbench.plugins import get_registry
-from genbench.results import atomic_path, read_record
+from genbench.results import atomic_path, open_inside, read_record
 from genbench.run.sources import METADATA_KEY, Z_DISTS, ZDist, draw_latent
 
 FORMATS = {".pt": "torchscript", ".onnx": "onnx"}
@@ -59,32 +62,45 @@ class LoadedCell:
 
 
 def load_cell(cell_dir: Path) -> LoadedCell:
-    """The model of ``RUN/cells/<cell>``, from ``checkpoint.pt`` (weights_only), in eval mode on the CPU."""
+    """The model of ``RUN/cells/<cell>``, from ``checkpoint.pt`` (weights_only), in eval mode on the CPU.
+
+    The checkpoint is checked field by field before anything is built (a crafted file gives one line, not a
+    traceback), and a model too large for this machine's memory, measured on torch's ``meta`` device as
+    ``genbench run`` measures it, is refused before it is allocated.
+    """
+    cell_dir = Path(os.path.abspath(cell_dir))  # `genbench export .` names the cell folder, not ""
     ckpt = cell_dir / "checkpoint.pt"
-    if not cell_dir.is_dir():
-        raise GenbenchError(f"{cell_dir}: no such folder; pass a cell of a run, e.g. results/x/cells/<cell>")
-    if not ckpt.is_file():
-        raise GenbenchError(f"{cell_dir}: no checkpoint.pt; pass a cell folder of a `genbench run` (RUN/cells/<cell>)")
-    try:
-        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
-        raise GenbenchError(f"{ckpt}: not a genbench checkpoint ({reason})") from None
+    payload = _read_checkpoint(cell_dir, ckpt)
     keys = ("model", "hyper", "data", "seed", "state_dict")
     if not isinstance(payload, dict) or any(k not in payload for k in keys):
         raise GenbenchError(f"{ckpt}: not a genbench checkpoint (expected the keys {', '.join(keys)})")
     registry = get_registry()
     name = payload["model"]
+    if not isinstance(name, str):
+        raise _damaged(ckpt, "model", name, f"the name of a model; installed: {choices(registry.models)}")
     if name not in registry.models:
         raise GenbenchError(f"{ckpt}: model {name!r} is not installed here; valid: {choices(registry.models)}")
     cls = registry.model(name)
-    d = payload["data"]
+    info = _data_info(ckpt, payload["data"])
+    values = payload["hyper"]
+    if not isinstance(values, dict) or not all(isinstance(k, str) and _plain(v) for k, v in values.items()):
+        raise _damaged(ckpt, "hyper", values, "a dict of hyper-parameter names to numbers, strings or booleans")
+    seed = payload["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise _damaged(ckpt, "seed", seed, "an integer >= 0 and < 2**63")
+    hyper = build(cls.Hyper, dict(values), f"{ckpt}: model {name!r}", info.kind)
+    sizes = parameter_bytes(cls, to_dict(hyper), info)
+    host = host_memory()
+    if sizes is not None and host is not None and sum(sizes) > host:
+        raise GenbenchError(
+            f"{ckpt}: model {name!r} with these hyper-parameters needs about {_size(sum(sizes))} for its weights, "
+            f"more than the {_size(host)} of memory here; not built (a damaged or foreign checkpoint?)"
+        )
     try:
-        info = DataInfo(str(d["name"]), tuple(int(s) for s in d["shape"]), d["kind"], d.get("classes"))
-    except (KeyError, TypeError, ValueError):
-        raise GenbenchError(f"{ckpt}: its data description is damaged") from None
-    hyper = build(cls.Hyper, dict(payload["hyper"]), f"{ckpt}: model {name!r}", info.kind)
-    model = cls(hyper, info)
+        model = cls(hyper, info)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise GenbenchError(f"{ckpt}: model {name!r} cannot be built from it ({reason})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError) as exc:
@@ -93,7 +109,62 @@ def load_cell(cell_dir: Path) -> LoadedCell:
     model.eval()
     record = read_record(cell_dir)
     cell_id = record.cell_id if record is not None else cell_dir.name
-    return LoadedCell(model, name, to_dict(hyper), info, int(payload["seed"]), cell_id)
+    return LoadedCell(model, name, to_dict(hyper), info, seed, cell_id)
+
+
+def _read_checkpoint(cell_dir: Path, ckpt: Path) -> Any:
+    """The payload of ``checkpoint.pt``, opened without following a link (as ``record.json`` beside it is)."""
+    if not cell_dir.is_dir():
+        raise GenbenchError(f"{cell_dir}: no such folder; pass a cell of a run, e.g. results/x/cells/<cell>")
+    if ckpt.is_symlink():
+        raise GenbenchError(f"{ckpt}: is a symbolic link; a cell's checkpoint must be a file in its folder")
+    if not ckpt.is_file():
+        raise GenbenchError(f"{cell_dir}: no checkpoint.pt; pass a cell folder of a `genbench run` (RUN/cells/<cell>)")
+    try:
+        fd = open_inside(cell_dir, (ckpt.name,))
+    except OSError as exc:
+        raise GenbenchError(f"{ckpt}: cannot read it ({exc.strerror}); links are not followed") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise GenbenchError(f"{ckpt}: not a regular file; pass a cell folder of a `genbench run`")
+        try:
+            return torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+            raise GenbenchError(f"{ckpt}: not a genbench checkpoint ({reason})") from None
+
+
+def _damaged(ckpt: Path, field: str, value: Any, valid: str) -> GenbenchError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return GenbenchError(f"{ckpt}: damaged checkpoint: {field} is {shown}; expected {valid}")
+
+
+def _plain(value: Any) -> bool:
+    """A value `genbench run` records as a hyper-parameter: a JSON scalar, or a list of them."""
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _data_info(ckpt: Path, d: Any) -> DataInfo:
+    """The checkpoint's data description, each field checked (a crafted one could ask for any tensor shape)."""
+    if not isinstance(d, dict) or any(k not in d for k in ("name", "shape", "kind")):
+        raise _damaged(ckpt, "data", d, "a dict with name, shape, kind and classes")
+    shape, kind, classes = d["shape"], d["kind"], d.get("classes")
+    if not isinstance(d["name"], str):
+        raise _damaged(ckpt, "data.name", d["name"], "a dataset name")
+    if (
+        not isinstance(shape, list | tuple)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+    ):
+        raise _damaged(ckpt, "data.shape", shape, "a list of positive integers, e.g. [1, 28, 28]")
+    if kind not in DATA_KINDS:
+        raise _damaged(ckpt, "data.kind", kind, " or ".join(DATA_KINDS))
+    if classes is not None and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 1):
+        raise _damaged(ckpt, "data.classes", classes, "a positive integer, or None for unlabelled data")
+    return DataInfo(d["name"], tuple(shape), kind, classes)
 
 
 class _Decoder(nn.Module):
@@ -173,6 +244,8 @@ def export_cell(cell_dir: Path, out: Path) -> Export:
         raise GenbenchError(f"-o {out}: name the file .pt (TorchScript) or .onnx (ONNX)")
     if out.is_dir():
         raise GenbenchError(f"-o {out}: is a folder; name a file (.pt or .onnx)")
+    check_output_folder(out.parent, f"-o {out}: its folder")
+    _check_outside_cells(Path(os.path.abspath(cell_dir)), out)
     cell = load_cell(cell_dir)
     cls = type(cell.model)
     if Capability.DECODE not in cls.capabilities:
@@ -207,12 +280,30 @@ def export_cell(cell_dir: Path, out: Path) -> Export:
     # Once outside the trace: what a model computes lazily from its weights (ae's Cholesky factor) is then
     # cached, and the trace holds it as a constant instead of the ops that made it (ONNX lacks some).
     _expected(decoder, example)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenbenchError(f"-o {out}: cannot make its folder {out.parent} ({exc.strerror})") from None
     if fmt == "torchscript":
         _write_torchscript(decoder, example, check, out, metadata)
     else:
         _write_onnx(decoder, example, check, out, metadata, conditional)
     return Export(out, fmt, metadata)
+
+
+def _check_outside_cells(cell_dir: Path, out: Path) -> None:
+    """Refuse an ``-o`` inside the cell (or inside its run's ``cells`` folder): it could replace a trained
+    ``checkpoint.pt``, and the weights with it. Paths are compared resolved, so links and ``..`` do not hide it."""
+    try:
+        target, cell = out.resolve(), cell_dir.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise GenbenchError(f"-o {out}: cannot resolve the path ({exc})") from None
+    guarded = cell.parent if cell.parent.name == "cells" else cell
+    if target.is_relative_to(guarded):
+        raise GenbenchError(
+            f"-o {out}: is inside {guarded}, where it could overwrite a cell's checkpoint.pt (its trained weights); "
+            "write the export outside the run's cells folder, e.g. -o RUN/generator.pt"
+        )
 
 
 def _expected(decoder: nn.Module, inputs: tuple[Any, ...]) -> torch.Tensor:
