@@ -30,7 +30,12 @@ class DiskFull(GenbenchError):
 
     def __init__(self, folder: Path | str, note: str = "") -> None:
         self.folder = Path(folder)
+        self.note = note
         super().__init__(f"no space left on device writing {folder}" + (f"; {note}" if note else ""))
+
+    def __reduce__(self) -> tuple[type[DiskFull], tuple[Path, str]]:
+        """Pickled as its arguments: a Ray task's DiskFull reaches the driver with its folder and one message."""
+        return type(self), (self.folder, self.note)
 
 
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -121,6 +122,15 @@ class KillerModel(TinyModel):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
         os.kill(os.getpid(), signal.SIGKILL)
         return super().train_step(x, y)
+
+
+class FullDiskModel(TinyModel):
+    """Its disk fills up in the middle of training (say, a checkpoint of its own): every later cell would too."""
+
+    name = "fulldisk"
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> Mapping[str, torch.Tensor]:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
 class SlowModel(TinyModel):

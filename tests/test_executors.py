@@ -7,7 +7,9 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import pickle
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +26,7 @@ import pytest
 
 import genbench
 from genbench.cli import main
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError
 from genbench.folder import RunFolder, intact
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, Protocol
@@ -32,10 +34,10 @@ from genbench.results import read_record
 from genbench.run.events import CellFinished, CellProgress, CellStarted, EventCallback
 from genbench.run.executors import Executor, PackedCell, resources
 from genbench.run.executors.process import plan_workers
-from genbench.run.executors.remote import failed_cell, land, run_packed
+from genbench.run.executors.remote import ShippedPlugin, failed_cell, land, run_packed
 from genbench.run.runner import RunRequest, run_grid
 
-from .conftest import FakeModels, KillerModel, TinyModel
+from .conftest import FakeModels, FullDiskModel, KillerModel, TinyModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -293,6 +295,153 @@ def test_ctrl_c_in_the_driver_stops_the_workers_and_keeps_finished_cells(
     assert len(pd.read_csv(tmp_path / "results.csv")) == 1
     with RunFolder(tmp_path):  # the lock was released
         pass
+
+
+# -- a full disk stops the grid on every executor; plugins the workers cannot import -------------------------
+def full_disk_grid(
+    out: Path, cache: Path, use_plugin: Callable[[object, str], None], monkeypatch: pytest.MonkeyPatch, **kw: Any
+) -> tuple[Path, RunRequest]:
+    """tiny z_dim=2,3 then fulldisk (its train_step raises ENOSPC) z_dim=2,3; workers' scratch under out/tmp."""
+    use_plugin(FakeModels(FullDiskModel), "test-fulldisk")
+    scratch = out / "tmp"
+    scratch.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch, tiny_request(out / "run", cache, ("tiny", "fulldisk"), **kw)
+
+
+def assert_stopped_as_on_serial(caught: DiskFull, out: Path, where: Path) -> None:
+    message = str(caught)
+    assert re.match(
+        rf"no space left on device writing {re.escape(str(where))}/\S+/fulldisk_z_dim=[23]_\w+_s0; ", message
+    )
+    rows = pd.read_csv(out / "results.csv")  # with 2 workers the second tiny cell may still run: 1 or 2
+    assert len(rows) >= 1 and set(rows["model"]) == {"tiny"} and set(rows["status"]) == {"ok"}
+    kept = "1 finished cell is" if len(rows) == 1 else f"{len(rows)} finished cells are"
+    assert message.endswith(f"{kept} kept in {out / 'results.csv'}; free some space and rerun "
+                            "the same command with --resume")  # fmt: skip
+
+
+def test_a_full_disk_in_a_process_worker_stops_the_grid_as_on_serial(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None],
+    one_thread: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    scratch, req = full_disk_grid(tmp_path, cache_dir, use_plugin, monkeypatch)
+    serial = tmp_path / "serial"
+    with pytest.raises(DiskFull, match=rf"^no space left on device writing {re.escape(str(serial))}/cells/"):
+        run_grid(dataclasses.replace(req, out_dir=serial))  # serial, for comparison
+    started: list[str] = []
+    with pytest.raises(DiskFull) as caught:  # not two failed cells and a run that "succeeded"
+        run_grid(dataclasses.replace(req, executor="process", workers=2),
+                 lambda e: started.append(e.spec.model) if isinstance(e, CellStarted) else None)  # fmt: skip
+    assert_stopped_as_on_serial(caught.value, req.out_dir, scratch)  # the worker's scratch disk is the full one
+    assert started.count("tiny") == 2 and 1 <= started.count("fulldisk") <= 2
+    assert multiprocessing.active_children() == []  # the running workers were stopped
+    assert list(scratch.iterdir()) == []
+    code = main(["run", "--models", "tiny,fulldisk", "--dataset", "digits", "--grid", "z_dim=2,3", "--epochs", "1",
+                 "--metrics", "fid", "--eval-samples", "20", "--device", "cpu", "--cache-dir", str(cache_dir),
+                 "--out", str(tmp_path / "cli"), "--executor", "process", "--workers", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == DiskFull.exit_code == 74 and err.splitlines()[-1].startswith("error: no space left on device")
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_a_ray_task_stops_the_grid_as_on_serial(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, use_plugin: Callable[[object, str], None],
+    one_thread: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.gettempdir())  # Ray's own session files where they were
+    scratch, req = full_disk_grid(tmp_path, cache_dir, use_plugin, monkeypatch, executor="ray", workers=1)
+    with pytest.raises(DiskFull) as caught:  # ray.get raised RayTaskError(DiskFull): not a failed cell
+        run_grid(req)
+    assert_stopped_as_on_serial(caught.value, req.out_dir, scratch)
+    assert not ray.is_initialized()
+
+
+class DynModel(TinyModel):
+    name = "dyn"
+
+
+@genbench.hookimpl
+def _register_dyn(register: Callable[[type[Any]], None]) -> None:
+    register(DynModel)
+
+
+@pytest.mark.parametrize("module", ["dynplug", "__main__"])
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_a_plugin_module_workers_cannot_import_is_refused_before_any_work_and_works_on_serial(
+    tmp_path: Path, cache_dir: Path, use_plugin: Callable[[object, str], None], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], module: str, executor: str,
+) -> None:  # fmt: skip
+    """A module built at run time, or a notebook's ``__main__``: workers import plugins by name and would lack it."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    plugin = types.ModuleType(module)
+    plugin.register_models = _register_dyn  # type: ignore[attr-defined]
+    use_plugin(plugin, "dynplug")
+    assert run_grid(tiny_request(tmp_path / "serial", cache_dir, ("dyn",), grid=())).records[0].status == "ok"
+
+    def no_work(*_: object) -> None:
+        raise AssertionError("the dataset was loaded")
+
+    monkeypatch.setattr("genbench.run.runner.load_data", no_work)
+    code = main(["run", "--models", "dyn", "--dataset", "digits", "--out", str(tmp_path / "out"),
+                 "--executor", executor, "--workers", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err == (
+        f"error: plugin 'dynplug' (test) is the module {module!r}, which workers cannot import: workers import "
+        "plugins by module name; install it as a package, or use --executor serial\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_worker_that_cannot_add_a_plugin_stops_the_run_in_one_line(
+    tmp_path: Path, cache_dir: Path, tiny_models: None, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module the driver could import but a worker cannot (another sys.path): it was dropped in silence,
+    and every cell failed with "unknown model"."""
+    import genbench.run.executors.process
+
+    ghost = ShippedPlugin("ghost", "test", module="genbench_no_such_plugin")
+    monkeypatch.setattr(genbench.run.executors.process, "shipped_plugins", lambda: [ghost])
+    req = tiny_request(tmp_path, cache_dir, executor="process", workers=1)
+    with pytest.raises(
+        GenbenchError,
+        match=r"^a worker process could not start: plugin 'ghost' \(test\) failed to load: ModuleNotFoundError: "
+        r"No module named 'genbench_no_such_plugin'$",
+    ):
+        run_grid(req)
+    assert multiprocessing.active_children() == [] and not (tmp_path / "results.csv").exists()
+
+
+def test_a_ray_task_that_cannot_add_a_plugin_or_finds_the_disk_full_stops_the_grid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from genbench.run.executors.ray_tasks import task_error
+    from genbench.run.executors.remote import PluginNotInstalled, install_plugins
+
+    monkeypatch.setattr(get_registry(), "problems", list(get_registry().problems))  # this one is the task's
+    with pytest.raises(PluginNotInstalled) as caught:  # what a task raises
+        install_plugins([ShippedPlugin("ghost", "test", module="genbench_no_such_plugin")])
+
+    class RayTaskError(Exception):  # what ray.get raises for it: the task's exception is its cause
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__(f"ray_cell() (pid=1, ip=10.0.0.2)\n{cause!r}")
+            self.cause = cause
+
+    stop = task_error(RayTaskError(caught.value))
+    assert type(stop) is GenbenchError and str(stop) == (
+        "a Ray task could not start: plugin 'ghost' (test) failed to load: ModuleNotFoundError: "
+        "No module named 'genbench_no_such_plugin'"
+    )
+    sent = pickle.loads(pickle.dumps(DiskFull("/scratch/genbench-cell-x")))  # as a task's exception travels
+    assert (sent.folder, str(sent)) == (
+        Path("/scratch/genbench-cell-x"),
+        "no space left on device writing /scratch/genbench-cell-x",
+    )
+    full = task_error(RayTaskError(sent))
+    assert isinstance(full, DiskFull) and str(full) == str(sent)
+    assert task_error(RayTaskError(RuntimeError("boom"))) is None  # the cell fails, the grid goes on
 
 
 @pytest.mark.slow

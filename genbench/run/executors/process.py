@@ -11,7 +11,9 @@
 * **Start.** Workers are fresh interpreters (the ``spawn`` context: no fork of a process
   holding threads or a CUDA context). Each builds its registry from the default plugins
   and entry points, adds the plugins added to the driver's registry
-  (:attr:`genbench.plugins.Registry.added`), says it is ready and waits for cells.
+  (:attr:`genbench.plugins.Registry.added`), says it is ready and waits for cells. A plugin
+  module workers cannot import by name is refused before any work; one a worker cannot add
+  stops the run with the reason.
 * **Files.** A worker runs a cell in a private temporary folder and sends back its record
   and files (:func:`genbench.run.executors.remote.run_packed`); the driver writes them.
   Workers never touch ``--out`` and need no shared filesystem. Each worker's temporary
@@ -24,6 +26,9 @@
   was running with the reason (``worker process 1234 died: killed by SIGKILL (e.g. the
   out-of-memory killer)``); no retry (``--resume`` runs it again). A new worker takes its
   place and the grid goes on.
+* **A full disk** (``--out``, or a worker's scratch folder) stops the grid as on ``serial``:
+  the worker reports :class:`~genbench.errors.DiskFull` naming the folder, the driver raises it
+  and stops the other workers; the cells finished so far stay.
 * **Stopping.** Workers ignore SIGINT: a Ctrl-C reaches the driver, which stops them
   (SIGTERM, then SIGKILL). On Linux a worker also gets SIGTERM when the driver dies (even
   by ``kill -9``), and removes its temporary folder.
@@ -55,11 +60,19 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError
 from genbench.protocol import CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor
-from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
+from genbench.run.executors.remote import (
+    PluginNotInstalled,
+    ShippedPlugin,
+    failed_cell,
+    install_plugins,
+    run_packed,
+    shipped_plugins,
+    worker_disk_full,
+)
 from genbench.run.executors.resources import (
     THREAD_VARIABLES,
     check_cpu_workers,
@@ -173,7 +186,11 @@ def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent:
 
     torch.set_num_threads(threads)
     try:
-        install_plugins(plugins)
+        try:
+            install_plugins(plugins)
+        except PluginNotInstalled as exc:  # one line for the driver, which stops the run
+            conn.send(("refused", str(exc)))
+            return
         conn.send(("ready", os.getpid()))
         while True:
             spec = conn.recv()
@@ -184,6 +201,10 @@ def _serve(conn: Connection, threads: int, plugins: list[ShippedPlugin], parent:
                     spec, lambda cid, kind, detail: conn.send(("event", cid, kind, detail)), scratch
                 )
             except Exception as exc:  # genbench's own failure around the cell (run_cell records the cell's)
+                full = worker_disk_full(exc, scratch)
+                if full is not None:  # every later cell would fail the same way: the driver stops the grid
+                    conn.send(("disk_full", str(full.folder)))
+                    continue
                 result = failed_cell(spec, f"worker error: {type(exc).__name__}: {exc}")
             conn.send(("done", result))
     except (WorkerStopped, EOFError, BrokenPipeError, ConnectionResetError):
@@ -283,6 +304,7 @@ class ProcessExecutor(Executor):
     @classmethod
     def check(cls, request: RunRequest) -> None:
         plan_workers(request)
+        shipped_plugins()  # a plugin module the workers cannot import is refused before any work
 
     # -- pool ------------------------------------------------------------------------------------
     def __enter__(self) -> ProcessExecutor:
@@ -363,6 +385,7 @@ class ProcessExecutor(Executor):
                     on_event(CellStarted(started, len(specs), w.spec))
                     started += 1
             ready = set(wait([w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]))
+            full: DiskFull | None = None
             for w in list(self._workers):
                 ended = w.process.sentinel in ready
                 if (w.conn in ready or ended) and not self._receive(w):
@@ -375,9 +398,16 @@ class ProcessExecutor(Executor):
                     elif kind == "done" and w.spec is not None:
                         w.spec = None
                         yield detail[0]
+                    elif kind == "disk_full" and w.spec is not None:
+                        w.spec = None
+                        full = full or DiskFull(detail[0])
+                    elif kind == "refused":  # a plugin the worker could not add (genbench.run.executors.remote)
+                        raise GenbenchError(f"a worker process could not start: {detail[0]}")
                 w.messages.clear()
                 if ended:
                     yield from self._replace(w, bool(todo))
+            if full is not None:  # as on serial: the grid stops, the cells finished so far are kept
+                raise full
 
     def _replace(self, w: _Worker, needed: bool) -> Iterator[CellResult]:
         """A worker ended: fail the cell it was running, and start another in its place if cells remain."""

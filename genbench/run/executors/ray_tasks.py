@@ -25,12 +25,15 @@ and the table; a task keeps the grid a plain map with ``ray.wait`` streaming res
   the driver forwards them to the progress bars.
 * **Failures.** ``max_retries=0``: a task whose worker dies (killed, out of memory) fails
   its cell with Ray's reason (``WorkerCrashedError: ...``) and the grid goes on;
-  ``--resume`` runs it again. A task on the driver's host runs its cell inside the driver's
-  scratch folder (named by host and driver pid, as the process executor's), which the driver
-  removes at the end and the next pool removes if the driver was killed; a task killed
-  outright on another node leaves its ``genbench-cell-*`` temporary folder there.
+  ``--resume`` runs it again. A full disk (:class:`~genbench.errors.DiskFull` in a task)
+  stops the grid as on ``serial``, and so does a plugin a task cannot add. A task on the
+  driver's host runs its cell inside the driver's scratch folder (named by host and driver
+  pid, as the process executor's), which the driver removes at the end and the next pool
+  removes if the driver was killed; a task killed outright on another node leaves its
+  ``genbench-cell-*`` temporary folder there.
 * **Plugins.** Workers import genbench and plugins as installed packages; plugins added to
-  the driver's registry in-process are sent along with the tasks.
+  the driver's registry in-process are sent along with the tasks (a module by its name: one
+  that cannot be imported by name is refused before any work).
 """
 
 from __future__ import annotations
@@ -49,12 +52,20 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from genbench.errors import GenbenchError
+from genbench.errors import DiskFull, GenbenchError
 from genbench.protocol import CellSpec, RunRequest
 from genbench.run.events import CellProgress, CellStarted, EventCallback
 from genbench.run.executors.base import CellResult, Executor
 from genbench.run.executors.process import remove_orphaned_scratch, scratch_prefix
-from genbench.run.executors.remote import ShippedPlugin, failed_cell, install_plugins, run_packed, shipped_plugins
+from genbench.run.executors.remote import (
+    PluginNotInstalled,
+    ShippedPlugin,
+    failed_cell,
+    install_plugins,
+    run_packed,
+    shipped_plugins,
+    worker_disk_full,
+)
 from genbench.run.executors.resources import check_cpu_workers, cpu_cores, limit_compile_threads, plan_threads
 
 INSTALL = "pip install 'genbench[ray]'"
@@ -121,7 +132,25 @@ def ray_cell(
 
     send("start", spec.cell_id, None)
     here = Path(scratch[1]) if scratch and scratch[0] == socket.gethostname() and Path(scratch[1]).is_dir() else None
-    return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail), here)
+    try:
+        return run_packed(spec, lambda cid, kind, detail: send(kind, cid, detail), here)
+    except Exception as exc:
+        full = worker_disk_full(exc, here)
+        if full is None:
+            raise
+        raise full from None  # the driver stops the grid (task_error)
+
+
+def task_error(exc: BaseException) -> GenbenchError | None:
+    """What stops the grid in the driver, from what ``ray.get`` raised (a RayTaskError whose ``cause`` is the
+    task's exception; Ray may also raise an instance of both classes): a full disk, as on ``serial``, or a
+    plugin a task could not add (every cell would fail the same way). None: only the cell fails."""
+    for candidate in (getattr(exc, "cause", None), exc):
+        if isinstance(candidate, DiskFull):
+            return DiskFull(candidate.folder)
+        if isinstance(candidate, PluginNotInstalled):
+            return GenbenchError(f"a Ray task could not start: {candidate.args[0] if candidate.args else candidate}")
+    return None
 
 
 def ray_failure(exc: BaseException, what: str = "Ray task failed: ") -> str:
@@ -202,6 +231,7 @@ class RayExecutor(Executor):
             )
         if address is not None:
             check_reachable(address, where)
+        shipped_plugins()  # a plugin module the workers cannot import is refused before any work
 
     def __enter__(self) -> RayExecutor:
         ray = self._ray = import_ray()
@@ -294,6 +324,9 @@ class RayExecutor(Executor):
                     try:
                         result = ray.get(ref)
                     except Exception as exc:  # the task's worker died, or Ray lost it
+                        stop = task_error(exc)
+                        if stop is not None:  # as on serial: the grid stops, the cells finished so far are kept
+                            raise stop from None
                         result = failed_cell(spec, ray_failure(exc))
                     relay.forward()
                     yield result

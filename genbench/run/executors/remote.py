@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genbench.errors import DiskFull, GenbenchError, disk_full_error
 from genbench.folder import safe_relative
 from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec
@@ -47,6 +49,20 @@ def run_packed(spec: CellSpec, on_event: CellCallback | None = None, scratch: Pa
             name = Path(rel).name
             files[name] = (local.out_dir / name).read_bytes()
     return PackedCell(record, files)
+
+
+def worker_disk_full(exc: BaseException, scratch: Path | None = None) -> DiskFull | None:
+    """``exc``, raised in a worker, as the DiskFull that stops the grid in the driver (as on ``serial``); None
+    when it is not a full disk. run_cell's own DiskFull names the cell's folder; an ENOSPC/EDQUOT around
+    it (the worker's scratch disk, not ``--out``, is full too) names the file's folder, else ``scratch``."""
+    if isinstance(exc, DiskFull):
+        return exc
+    full = disk_full_error(exc)
+    if full is None:
+        return None
+    if full.filename:
+        return DiskFull(Path(str(full.filename)).parent)
+    return DiskFull(scratch if scratch is not None else tempfile.gettempdir())
 
 
 def failed_cell(spec: CellSpec, reason: str) -> PackedCell:
@@ -113,20 +129,47 @@ class ShippedPlugin:
 
 def shipped_plugins() -> list[ShippedPlugin]:
     """The plugins a worker must add to the registry it builds (default plugins and entry points) to see
-    what the driver sees: those added to the driver's registry after loading (``Registry.added``)."""
+    what the driver sees: those added to the driver's registry after loading (``Registry.added``).
+
+    A module goes by name, so one that another process cannot import by that name (built at run
+    time, a notebook's or script's ``__main__``) raises GenbenchError: workers would lack its models.
+    """
     out = []
     for name, (plugin, origin) in get_registry().added.items():
         if isinstance(plugin, types.ModuleType):
+            if not importable(plugin.__name__):
+                raise GenbenchError(
+                    f"plugin {name!r} ({origin}) is the module {plugin.__name__!r}, which workers cannot import: "
+                    "workers import plugins by module name; install it as a package, or use --executor serial"
+                )
             out.append(ShippedPlugin(name, origin, module=plugin.__name__))
         else:
             out.append(ShippedPlugin(name, origin, plugin=plugin))
     return out
 
 
+def importable(module: str) -> bool:
+    """Whether another process can import ``module`` by its name (``__main__`` is that process's own)."""
+    if module == "__main__":
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that fails, or a module with no spec (built at run time)
+        return False
+
+
+class PluginNotInstalled(GenbenchError):
+    """A worker could not add a plugin the driver has: without it every cell would fail ("unknown model")."""
+
+
 def install_plugins(plugins: list[ShippedPlugin]) -> None:
-    """Add ``plugins`` to this process's registry (in a worker; each once)."""
+    """Add ``plugins`` to this process's registry (in a worker; each once).
+
+    Raises PluginNotInstalled with the registry's reason when one cannot be added: a worker without the
+    driver's plugins would fail every cell with "unknown model".
+    """
     registry = get_registry()
     present = {p.name for p in registry.plugins}
     for shipped in plugins:
-        if shipped.name not in present:
-            registry.add_plugin(shipped.name, shipped.load, shipped.origin)
+        if shipped.name not in present and not registry.add_plugin(shipped.name, shipped.load, shipped.origin):
+            raise PluginNotInstalled(registry.problems[-1])
