@@ -64,13 +64,22 @@ def module(tmp: Path, name: str, source: str) -> str:
     return name
 
 
-def run_folder(tmp: Path) -> Path:
-    """A folder holding a run's run.json (protocol: digits, 200 samples) and no rows yet."""
+def run_folder(tmp: Path, **stored: object) -> Path:
+    """A folder holding a run's run.json (protocol: digits, 200 samples, then ``stored``) and no rows yet."""
     out = tmp / "run"
     out.mkdir()
     p = Protocol("digits", ("fid",), eval_samples=200)
-    (out / "run.json").write_text(json.dumps({"protocol": p.manifest()}))
+    (out / "run.json").write_text(json.dumps({"protocol": p.manifest() | stored}))
     return out
+
+
+def into_run(t: Path, **stored: object) -> list[str]:
+    return ["eval", "--images", str(folder(t)), "--out", str(run_folder(t, **stored))]
+
+
+def a_file(t: Path) -> Path:
+    (t / "ok.npz").write_bytes(b"x")
+    return t / "ok.npz"
 
 
 IMAGES = ["--dataset", "digits", "--eval-samples", "20", "--metrics", "fid"]
@@ -256,6 +265,37 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: ["eval", "--images", str(folder(t)), "--out", str(run_folder(t)), "--eval-samples", "20"],
         "--eval-samples 20: the run in",
     ),
+    "run.json: a protocol value of the wrong type": (
+        lambda t: into_run(t, eval_samples="abc"),
+        "run.json: damaged ('protocol'.'eval_samples' is \"abc\", expected an integer)",
+    ),
+    "run.json: metrics not names": (
+        lambda t: into_run(t, metrics=[1]),
+        "run.json: damaged ('protocol'.'metrics' is [1], expected an array of strings)",
+    ),
+    "run.json: null for a value that needs one": (
+        lambda t: into_run(t, kid_subsets=None),
+        "run.json: damaged ('protocol'.'kid_subsets' is null, expected an integer)",
+    ),
+    # the checks genbench run makes of folders and sizes (genbench.checks), before any work
+    "cache-dir below a file": (
+        lambda t: images(folder(t), "--cache-dir", str(a_file(t) / "cache")),
+        "ok.npz is a file, so no folder can be made below it",
+    ),
+    "data-dir a file": (lambda t: images(folder(t), "--data-dir", str(a_file(t))), "ok.npz: is a file, not a folder"),
+    "out empty": (
+        lambda t: images(folder(t), "--out", ""),
+        "the current folder (an empty --out is the current folder too)",
+    ),
+    "kid-subsets huge": (lambda t: images(folder(t), "--kid-subsets", "100000000"), "--kid-subsets 100000000: at most"),
+    "eval-batch-size huge": (
+        lambda t: images(folder(t), "--eval-batch-size", "100000000"),
+        "--eval-batch-size 100000000: at most",
+    ),
+    "eval-samples past memory": (
+        lambda t: images(folder(t), "--eval-samples", str(10**11)),
+        f"--eval-samples {10**11}: the generated samples alone take",
+    ),
     "generator file missing": (lambda t: generator(t / "g.pt"), "g.pt: no such file"),
     "not TorchScript": (state_dict_file, "w.pt: not a TorchScript file"),
     "TorchScript of the wrong shape": (
@@ -418,7 +458,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     args = setup(tmp_path)
     if args[0] == "eval" and "--out" not in args:
         args += ["--out", str(tmp_path / "out")]
-    args += ["--cache-dir", str(cache_dir)] if args[0] == "eval" else []
+    args += ["--cache-dir", str(cache_dir)] if args[0] == "eval" and "--cache-dir" not in args else []
     code = main(args)
     _, err = capsys.readouterr()
     assert code == 2, err
@@ -426,6 +466,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     assert phrase in err, err
     assert not (tmp_path / "out" / "results.csv").exists() and not (tmp_path / "out" / "cells").exists()
     assert not (tmp_path / "run" / "results.csv").exists()
+    assert not (tmp_path / "cells").exists() and not (tmp_path / "results.csv").exists()  # the current folder
 
 
 def test_every_option_of_eval_has_a_case(tmp_path: Path) -> None:
@@ -591,3 +632,29 @@ def test_an_npz_is_read_no_further_than_the_images_it_needs(
         with pytest.raises(GenbenchError, match=re.escape(phrase)):
             read_images(path, info, 20)
         assert sum(read_bytes) <= header, read_bytes
+
+
+def test_an_evaluation_added_to_a_run_takes_none_of_its_steering_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cache_dir: Path
+) -> None:
+    """A run.json names the caches, data folder and device of the machine that made it (or of whoever
+    crafted it): the evaluation uses this invocation's (or the defaults), never writes there."""
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    out = tmp_path / "run"
+    out.mkdir()
+    stored = Protocol("digits", ("fid",), eval_samples=20).manifest() | {
+        "cache_dir": str(elsewhere / "cache"),
+        "data_dir": str(elsewhere / "data"),
+        "device": "cuda:7",
+        "eval_batch_size": 10**9,
+    }
+    (out / "run.json").write_text(json.dumps({"protocol": stored}))
+    code = main(["eval", "--images", str(folder(tmp_path)), "--out", str(out), "--cache-dir", str(cache_dir)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert not elsewhere.exists()
+    (cell,) = (out / "cells").iterdir()
+    protocol = json.loads((cell / "record.json").read_text())["protocol"]
+    assert protocol["cache_dir"] == str(cache_dir) and protocol["device"] == "auto"
+    assert protocol["eval_samples"] == 20  # what changes a number is the run's

@@ -14,7 +14,9 @@ weights, layer, KID/IS/PR settings): options left out come from its ``run.json``
 option given with another value than the run's is refused (the numbers would not
 compare). Options that change no number (``--device``, ``--cache-dir``, ``--data-dir``,
 ``--download``, ``--eval-batch-size``; ``--epochs`` and ``--eval-every``: nothing is trained)
-may differ. A ``genbench run --resume`` of that folder keeps the evaluated rows.
+may differ, and are never taken from ``run.json``: they come from the command line or their
+defaults (a copied or crafted run.json must not send caches outside the folder). A
+``genbench run --resume`` of that folder keeps the evaluated rows.
 
 **Identity.** The row's model is ``--name`` (by default the file or folder name); its cell
 id is ``<name>_<digest>_s<seed>``, the digest covering the source's content (sha256 of
@@ -41,6 +43,7 @@ from typing import Any
 
 import torch
 
+from genbench.checks import check_backbone_options, check_folders, check_memory, check_reference_stats, check_sizes
 from genbench.errors import GenbenchError, choices
 from genbench.folder import CELLS, RunFolder, check_cell_folder
 from genbench.metrics.backbones import BACKBONES
@@ -121,6 +124,35 @@ class EvalResult:
 
 
 # -- the protocol -----------------------------------------------------------------------------------
+_JSON_KIND = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "path": "a string",
+    "file": "a string",
+    "names": "an array of strings",
+    "weights": "an object of backbone: path",
+}
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether a JSON value stored for an option of ``kind`` has that option's type."""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in ("str", "path", "file"):
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "names":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "weights":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return False
+
+
 def _typed(opt_kind: str, value: Any) -> Any:
     """A protocol value as run.json holds it (JSON) -> the field's type."""
     if value is None:
@@ -135,18 +167,34 @@ def _typed(opt_kind: str, value: Any) -> Any:
 
 
 def run_protocol(out_dir: Path) -> dict[str, Any] | None:
-    """The typed protocol fields of the run in ``out_dir`` (from its run.json), or None if there is no run."""
-    if not (out_dir / RUN_JSON).is_file():
+    """The typed protocol fields of the run in ``out_dir`` (from its run.json), or None if there is no run.
+
+    Only the fields that change a number are taken: the options that steer (:data:`STEERING`: where
+    caches and data go, the device) are this invocation's, never a run.json's, which a copied or
+    crafted folder could point anywhere. Each value taken must have its option's type.
+    """
+    path = out_dir / RUN_JSON
+    if not path.is_file():
         return None
     try:
         manifest = read_manifest(out_dir)
         stored = manifest["protocol"]
         if not isinstance(stored, dict):
             raise TypeError
-        kinds = {o.name: o.kind for o in declared(Protocol, "protocol")}
-        return {name: _typed(kinds[name], stored[name]) for name in kinds if name in stored}
     except (ValueError, KeyError, TypeError):
-        raise GenbenchError(f"{out_dir / RUN_JSON}: damaged (no protocol); evaluate into another --out") from None
+        raise GenbenchError(f"{path}: damaged (no protocol); evaluate into another --out") from None
+    out = {}
+    for opt in declared(Protocol, "protocol"):
+        if opt.name in STEERING or opt.name not in stored:
+            continue
+        value = stored[opt.name]
+        if not (value is None and opt.nullable) and not _fits(opt.kind, value):
+            raise GenbenchError(
+                f"{path}: damaged ('protocol'.{opt.name!r} is {json.dumps(value)[:40]}, expected "
+                f"{_JSON_KIND.get(opt.kind, opt.kind)}); evaluate into another --out"
+            )
+        out[opt.name] = _typed(opt.kind, value)
+    return out
 
 
 def _shown(value: Any) -> str:
@@ -184,12 +232,13 @@ def resolve_protocol(out_dir: Path, given: Mapping[str, Any]) -> tuple[Protocol,
     return protocol, base is not None
 
 
-def check_protocol(p: Protocol) -> None:
-    """The checks ``genbench run`` makes of a protocol (names, ranges), before any work."""
+def check_protocol(p: Protocol, out_dir: Path) -> None:
+    """The checks ``genbench run`` makes of a protocol and its folders (:func:`genbench.run.runner.validate`:
+    names, ranges, sizes, folders, the samples' memory), before any work."""
     from genbench.options import check_values
 
     registry = get_registry()
-    registry.dataset(p.dataset)
+    info = registry.dataset(p.dataset).info()
     for name in p.metrics:
         registry.metric(name)
     if not p.backbones:
@@ -200,7 +249,12 @@ def check_protocol(p: Protocol) -> None:
     check_values(declared(Protocol, "protocol"), p, None)
     if p.isc_splits > p.eval_samples:
         raise GenbenchError(f"--isc-splits {p.isc_splits}: more splits than the {p.eval_samples} samples")
-    resolve_device(p.device)
+    check_backbone_options(p)
+    check_sizes(p)
+    check_reference_stats(p, info)
+    device = resolve_device(p.device)
+    check_folders(out_dir, p)
+    check_memory((), p, info, device)  # no cell is trained: the samples' memory only
 
 
 # -- identity -----------------------------------------------------------------------------------------
@@ -299,7 +353,7 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
         name += "-eval"  # a file named after its model (dcgan.pt): the row must not pass for a trained dcgan
     check_name(name)
     protocol, added = resolve_protocol(request.out_dir, request.protocol_options)
-    check_protocol(protocol)
+    check_protocol(protocol, request.out_dir)
     data = load_data(protocol.dataset, Path(protocol.data_dir), protocol.download)
     info = data.info
     device = resolve_device(protocol.device)
