@@ -328,8 +328,8 @@ def _bad_value(column: str, value: str, numeric: set[str]) -> str | None:
 
 # The shape of run.json where readers rely on it: (path of keys, JSON type); a key may be absent.
 _MANIFEST_SHAPE: tuple[tuple[tuple[str, ...], str], ...] = (
-    *(((key,), "object") for key in ("protocol", "facts", "metric_better", "environment")),
-    *(((key,), "array") for key in ("models", "grid", "seeds", "plugins", "plugin_problems")),
+    *(((key,), "object") for key in ("protocol", "facts", "metric_better", "metric_bounds", "environment")),
+    *(((key,), "array") for key in ("models", "grid", "seeds", "plugins", "plugin_problems", "evaluated")),
     (("evaluation",), "object or null"),
     (("protocol", "metrics"), "array"),
     (("protocol", "backbones"), "array"),
@@ -368,6 +368,21 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     for key, direction in (data.get("metric_better") or {}).items():
         if direction not in ("lower", "higher", None):
             raise GenbenchError(f"{path}: 'metric_better' of {key!r} is {direction!r}; expected 'lower' or 'higher'")
+    for key, bounds in (data.get("metric_bounds") or {}).items():
+        if bounds is None:  # no bounds declared: read as unbounded
+            continue
+        if not isinstance(bounds, dict):
+            raise GenbenchError(
+                f"{path}: 'metric_bounds' of {key!r} is a JSON {_json_type(bounds)}, expected an object"
+            )
+        for end in ("low", "high"):
+            if _json_type(bounds.get(end)) not in ("number", "null"):
+                raise GenbenchError(
+                    f"{path}: 'metric_bounds' of {key!r}: {end!r} is {bounds[end]!r}; expected a number or null"
+                )
+    for cell in data.get("evaluated") or []:
+        if not isinstance(cell, str):
+            raise GenbenchError(f"{path}: 'evaluated' holds a JSON {_json_type(cell)}, expected cell ids (strings)")
     return data
 
 

@@ -219,6 +219,10 @@ CASES = [
     table("json-list", "{run}", phrase="run.json: holds a JSON array, expected an object"),
     table("json-protocol-text", "{run}", phrase="run.json: 'protocol' is a JSON string, expected an object"),
     table("json-better-bad", "{run}", phrase="run.json: 'metric_better'"),
+    table("json-bounds-number", "{run}", phrase="run.json: 'metric_bounds' is a JSON number, expected an object"),
+    table("json-bounds-text", "{run}", phrase="run.json: 'metric_bounds' of 'fid_domain': 'low' is 'x'; expected a"),
+    table("json-evaluated-number", "{run}", phrase="run.json: 'evaluated' is a JSON number, expected an array"),
+    table("json-evaluated-text", "{run}", phrase="run.json: 'evaluated' is a JSON string, expected an array"),
 ]
 # fmt: on
 
@@ -260,6 +264,13 @@ def damage(run_dir: Path, case: str) -> None:
         "json-list": (json_path, b"[1, 2]"),
         "json-protocol-text": (json_path, json.dumps({**MANIFEST, "protocol": "digits"}).encode()),
         "json-better-bad": (json_path, json.dumps({**MANIFEST, "metric_better": {"fid_domain": "up"}}).encode()),
+        "json-bounds-number": (json_path, json.dumps({**MANIFEST, "metric_bounds": 5}).encode()),
+        "json-bounds-text": (
+            json_path,
+            json.dumps({**MANIFEST, "metric_bounds": {"fid_domain": {"low": "x"}}}).encode(),
+        ),
+        "json-evaluated-number": (json_path, json.dumps({**MANIFEST, "evaluated": 5}).encode()),
+        "json-evaluated-text": (json_path, json.dumps({**MANIFEST, "evaluated": "abc"}).encode()),
     }
     if case in edits:
         path, data = edits[case]

@@ -77,6 +77,14 @@ def into_run(t: Path, **stored: object) -> list[str]:
     return ["eval", "--images", str(folder(t)), "--out", str(run_folder(t, **stored))]
 
 
+def into_manifest(t: Path, **manifest: object) -> list[str]:
+    """Evaluation into a run whose run.json holds ``manifest`` besides its protocol (20 samples)."""
+    args = into_run(t, eval_samples=20)
+    path = t / "run" / "run.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | manifest))
+    return args
+
+
 def a_file(t: Path) -> Path:
     (t / "ok.npz").write_bytes(b"x")
     return t / "ok.npz"
@@ -276,6 +284,22 @@ CASES: dict[str, tuple[Setup, str]] = {
     "run.json: null for a value that needs one": (
         lambda t: into_run(t, kid_subsets=None),
         "run.json: damaged ('protocol'.'kid_subsets' is null, expected an integer)",
+    ),
+    "run.json: metric_bounds a number": (
+        lambda t: into_manifest(t, metric_bounds=5),
+        "run.json: 'metric_bounds' is a JSON number, expected an object",
+    ),
+    "run.json: metric_bounds of text": (
+        lambda t: into_manifest(t, metric_bounds={"fid_domain": {"low": "x"}}),
+        "run.json: 'metric_bounds' of 'fid_domain': 'low' is 'x'; expected a number or null",
+    ),
+    "run.json: evaluated a number": (
+        lambda t: into_manifest(t, evaluated=5),
+        "run.json: 'evaluated' is a JSON number, expected an array",
+    ),
+    "run.json: evaluated a string": (
+        lambda t: into_manifest(t, evaluated="abc"),
+        "run.json: 'evaluated' is a JSON string, expected an array",
     ),
     # the checks genbench run makes of folders and sizes (genbench.checks), before any work
     "cache-dir below a file": (
@@ -658,3 +682,29 @@ def test_an_evaluation_added_to_a_run_takes_none_of_its_steering_options(
     protocol = json.loads((cell / "record.json").read_text())["protocol"]
     assert protocol["cache_dir"] == str(cache_dir) and protocol["device"] == "auto"
     assert protocol["eval_samples"] == 20  # what changes a number is the run's
+
+
+def test_a_run_json_rewritten_before_the_lock_is_taken_is_refused_and_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cache_dir: Path
+) -> None:
+    """A genbench run that takes the folder between the evaluation's reading of run.json and its lock, and
+    finishes, leaves a run.json of another protocol: the evaluation refuses and never writes over it."""
+    import genbench.run.evaluate as evaluate
+
+    monkeypatch.chdir(tmp_path)
+    args = into_run(tmp_path, eval_samples=20)
+    path = tmp_path / "run" / "run.json"
+    theirs = {"protocol": Protocol("digits", ("fid",), eval_samples=30).manifest(), "models": ["gan"]}
+
+    class RunFinishedFirst(evaluate.RunFolder):
+        def __enter__(self) -> evaluate.RunFolder:
+            path.write_text(json.dumps(theirs))  # the run's, written before this lock was taken
+            return super().__enter__()
+
+    monkeypatch.setattr(evaluate, "RunFolder", RunFinishedFirst)
+    code = main([*args, "--cache-dir", str(cache_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "run.json: changed while this evaluation was being prepared" in err, err
+    assert path.read_text() == json.dumps(theirs)
+    assert not (tmp_path / "run" / "cells").exists() and not (tmp_path / "run" / "results.csv").exists()

@@ -381,6 +381,14 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
     cell_dir = request.out_dir / CELLS / cell_id
 
     with RunFolder(request.out_dir):
+        # A genbench run may have taken the folder (and rewritten run.json) since the protocol was resolved:
+        # evaluate only by the protocol the folder holds now, and read its run.json before any work.
+        if resolve_protocol(request.out_dir, request.protocol_options) != (protocol, added):
+            raise GenbenchError(
+                f"{request.out_dir / RUN_JSON}: changed while this evaluation was being prepared (a genbench run "
+                "wrote it?); run genbench eval again to evaluate by the protocol it holds now"
+            )
+        stored = read_manifest(request.out_dir) if added else None
         existing = existing_records(request.out_dir)
         if any(r.cell_id == cell_id for r in existing) or (cell_dir / "record.json").exists():
             raise GenbenchError(
@@ -398,7 +406,7 @@ def evaluate_source(request: EvalRequest, notify: Notify | None = None) -> EvalR
         )
         say(f"evaluating {name} ({n} samples)")
         record = _evaluate(request, protocol, data, device, source, described, name, cell_id, hyper)
-        manifest = read_manifest(request.out_dir) if added else run_manifest(protocol, data, prepared)
+        manifest = stored if stored is not None else run_manifest(protocol, data, prepared)
         manifest.setdefault("metric_better", {}).update(record.metric_better)
         manifest.setdefault("metric_bounds", {}).update(record.metric_bounds)
         manifest[EVALUATED] = [*manifest.get(EVALUATED, []), cell_id]
