@@ -77,6 +77,24 @@ def into_run(t: Path, **stored: object) -> list[str]:
     return ["eval", "--images", str(folder(t)), "--out", str(run_folder(t, **stored))]
 
 
+def with_rows(t: Path, *cells: str, copied: tuple[str, str] | None = None) -> list[str]:
+    """Evaluation into a run (20 samples) with a row and ``cells/<cell>/record.json`` per cell (a cell may be
+    a path out of the run); ``copied`` (a, b): a's record.json copied over b's."""
+    from genbench.protocol import CellRecord
+    from genbench.results import write_results
+
+    args = into_run(t, eval_samples=20)
+    records = [CellRecord(cell, "gan", "digits", 0, {"z_dim": 8}) for cell in cells]
+    for record in records:
+        (t / "run" / "cells" / record.cell_id).mkdir(parents=True, exist_ok=True)
+        (t / "run" / "cells" / record.cell_id / "record.json").write_text(json.dumps(record.to_json()))
+    if copied is not None:
+        source, target = (t / "run" / "cells" / c / "record.json" for c in copied)
+        target.write_bytes(source.read_bytes())
+    write_results(t / "run", records)
+    return args
+
+
 def into_manifest(t: Path, **manifest: object) -> list[str]:
     """Evaluation into a run whose run.json holds ``manifest`` besides its protocol (20 samples)."""
     args = into_run(t, eval_samples=20)
@@ -301,6 +319,18 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda t: into_manifest(t, evaluated="abc"),
         "run.json: 'evaluated' is a JSON string, expected an array",
     ),
+    "results.csv: a cell out of the folder": (
+        lambda t: with_rows(t, "a_s0", "../../foreign/evil"),
+        "results.csv: damaged (cell '../../foreign/evil' is not a folder name of cells/",
+    ),
+    "results.csv: a cell twice": (
+        lambda t: with_rows(t, "a_s0", "a_s0"),
+        "results.csv: damaged (cell 'a_s0' has two rows)",
+    ),
+    "record.json of another cell": (
+        lambda t: with_rows(t, "a_s0", "b_s0", copied=("a_s0", "b_s0")),
+        "cells/b_s0/record.json is damaged (it records cell 'a_s0', another folder's)",
+    ),
     # the checks genbench run makes of folders and sizes (genbench.checks), before any work
     "cache-dir below a file": (
         lambda t: images(folder(t), "--cache-dir", str(a_file(t) / "cache")),
@@ -489,7 +519,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert phrase in err, err
     assert not (tmp_path / "out" / "results.csv").exists() and not (tmp_path / "out" / "cells").exists()
-    assert not (tmp_path / "run" / "results.csv").exists()
+    assert not (tmp_path / "run" / "results.csv").exists() or case.startswith(("results.csv", "record.json"))
     assert not (tmp_path / "cells").exists() and not (tmp_path / "results.csv").exists()  # the current folder
 
 

@@ -45,7 +45,7 @@ import torch
 
 from genbench.checks import check_backbone_options, check_folders, check_memory, check_reference_stats, check_sizes
 from genbench.errors import GenbenchError, choices
-from genbench.folder import CELLS, RunFolder, check_cell_folder
+from genbench.folder import CELLS, RunFolder, check_cell_folder, safe_relative
 from genbench.metrics.backbones import BACKBONES
 from genbench.metrics.base import EvalContext
 from genbench.options import ALL, declared
@@ -287,13 +287,29 @@ def existing_records(out_dir: Path) -> list[CellRecord]:
         cells = [str(c) for c in read_results(out_dir)["cell"]]
     except Exception:
         raise GenbenchError(f"{out_dir}/results.csv: damaged; evaluate into another --out") from None
-    records = []
+    records: list[CellRecord] = []
+    seen: set[str] = set()
     for cell in cells:
+        if safe_relative(cell) is None or "/" in cell:  # read nothing outside cells/
+            raise GenbenchError(
+                f"{out_dir}/results.csv: damaged (cell {cell[:80]!r} is not a folder name of {CELLS}/: letters, "
+                "digits and _ . = -); evaluate into another --out"
+            )
+        if cell in seen:
+            raise GenbenchError(
+                f"{out_dir}/results.csv: damaged (cell {cell!r} has two rows); evaluate into another --out"
+            )
+        seen.add(cell)
         record = read_record(out_dir / CELLS / cell)
         if record is None:
             raise GenbenchError(
                 f"{out_dir}: {CELLS}/{cell}/record.json is missing or damaged; adding a row would drop that cell's "
                 "row from results.csv (evaluate into another --out)"
+            )
+        if record.cell_id != cell:
+            raise GenbenchError(
+                f"{out_dir}: {CELLS}/{cell}/record.json is damaged (it records cell {record.cell_id[:80]!r}, "
+                "another folder's); evaluate into another --out"
             )
         records.append(record)
     return records
@@ -309,9 +325,11 @@ def evaluated_records(out_dir: Path, exclude: set[str]) -> list[CellRecord]:
     except Exception:
         return []
     out = []
+    seen: set[str] = set()
     for cell in cells:
-        if cell in exclude:
+        if cell in exclude or cell in seen or safe_relative(cell) is None or "/" in cell:
             continue
+        seen.add(cell)
         record = read_record(out_dir / CELLS / cell)
         if record is not None and record.cell_id == cell and EVALUATED in record.extras:
             out.append(record)
