@@ -170,8 +170,13 @@ class CellRecord:
         )
 
     def row(self) -> dict[str, Any]:
-        """The flat ``results.csv`` row: identity, hyper-parameters, metrics, timings, status."""
-        row: dict[str, Any] = {
+        """The flat ``results.csv`` row: identity, hyper-parameters, metrics, timings, status.
+
+        The identity columns are the record's own: a hyper-parameter or metric of the same name (a
+        damaged or crafted record.json) cannot replace them, which would write a results.csv genbench
+        then refuses to read (``status: bogus``) or a row of another cell.
+        """
+        identity: dict[str, Any] = {
             "model": self.model,
             "dataset": self.dataset,
             "seed": self.seed,
@@ -180,8 +185,10 @@ class CellRecord:
             "error": self.error or "",
             "flags": "; ".join(self.flags),
         }
+        row = dict(identity)
         row.update(self.hyper)
         row.update(self.metrics)
+        row.update(identity)  # keeps the columns' order
         for phase, t in self.timings.items():
             row[f"{phase}_s"] = round(t.seconds, 4)
             if t.items:

@@ -457,3 +457,18 @@ def test_a_preview_path_outside_cells_is_never_linked(path: str) -> None:
     assert table.previews == ["cells/a_s0/samples.png", ""]
     md = to_markdown(table)
     assert md.count("![samples](") == 1 and f"]({path})" not in md
+
+
+def test_a_hyper_parameter_or_metric_cannot_replace_a_rows_identity(tmp_path: Path) -> None:
+    """A record.json whose hyper (or metrics) names an identity column still gives a row genbench reads back."""
+    from genbench.protocol import CellRecord
+    from genbench.results import read_results, write_results
+
+    record = CellRecord("gan_s0", "gan", "digits", 0, {"z_dim": 8, "status": "bogus", "cell": "../x", "seed": "a"})
+    record.metrics = {"model": 1.0, "fid_domain": 3.0}
+    row = record.row()
+    assert (row["model"], row["seed"], row["cell"], row["status"]) == ("gan", 0, "gan_s0", "ok")
+    assert list(row)[:7] == ["model", "dataset", "seed", "cell", "status", "error", "flags"]
+    write_results(tmp_path, [record])
+    frame = read_results(tmp_path)
+    assert list(frame["status"]) == ["ok"] and list(frame["cell"]) == ["gan_s0"] and list(frame["z_dim"]) == [8]
