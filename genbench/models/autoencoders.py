@@ -36,6 +36,8 @@ class AutoEncoder(GenerativeModel):
     name = "ae"
     description = "MLP autoencoder 784-256-128-z, MSE; samples decode a Gaussian fitted to the codes"
     Hyper = AEHyper
+    # Not graph-safe: the cached Cholesky factor of the codes is keyed on the moment buffers' version
+    # counters, which a CUDA graph replay of their in-place update does not bump (the cache would go stale).
     capabilities = frozenset({Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.DECODE})
 
     code_mean: torch.Tensor
@@ -120,6 +122,7 @@ class VAE(GaussianLatent):
     name = "vae"
     description = "MLP VAE (reparameterisation), BCE + KL; samples decode z ~ N(0, I)"
     Hyper = VAEHyper
+    graph_safe = True  # one update, torch.randn_like on the device: the same work every step (--cuda-graphs)
     capabilities = frozenset(
         {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.DECODE}
     )

@@ -87,6 +87,7 @@ class GenerativeModel(nn.Module, abc.ABC):
       ``Hyper``: the hyper-parameter dataclass (extends :class:`genbench.hyper.Hyper`).
       ``capabilities``: what the model implements beyond ``train_step``/``sample``.
       ``data_kinds``: which kinds of data it can train on.
+      ``graph_safe``: whether ``--cuda-graphs`` may capture ``train_step`` as one CUDA graph (below).
 
     Conventions: images go in and come out as float32 in ``[0, 1]`` with the
     dataset's shape; points as unbounded reals. ``train_step`` returns 0-dim
@@ -105,6 +106,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     # the ``loss`` hyper-parameter if the model has one (bce, hinge: yes; others: no), else from the
     # history (no, once an epoch's loss_d was negative).
     d_wins_flag: ClassVar[bool | None] = None
+    # Whether ``--cuda-graphs`` may capture train_step once and replay it (genbench.run.fastpath): True only if
+    # every call does the same device work: no Python branching on a step counter or on tensor values, no host
+    # reads (.item(), .cpu(), printing a tensor), optimizers built in __init__ and kept (each one capturable:
+    # Adam, AdamW, RMSprop, ...), random numbers drawn with torch on the device, no state kept on the host
+    # that an in-place device update should change (a replay runs kernels, not Python).
+    graph_safe: ClassVar[bool] = False
 
     # Set by the harness under --precision fp16 (genbench.run.fastpath); used by update().
     grad_scaler: torch.amp.GradScaler | None = None

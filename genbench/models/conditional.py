@@ -109,6 +109,7 @@ class CGAN(ConditionalGAN):
     name = "cgan"
     description = "conditional MLP GAN (Mirza & Osindero 2014): one-hot y into G and D, projection head in D"
     Hyper = GANHyper
+    graph_safe = True  # gan's step; one_hot with a given class count reads nothing back to the host
     data_kinds = frozenset({"image", "points"})
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:
@@ -133,6 +134,7 @@ class CDCGAN(ConditionalGAN):
     name = "cdcgan"
     description = "conditional DCGAN: one-hot y into G, label maps + projection (Miyato 2018) in D; bce|hinge"
     Hyper = DCGANHyper
+    graph_safe = True  # as cgan
     data_kinds = frozenset({"image"})
 
     hp: DCGANHyper

@@ -102,6 +102,7 @@ class ConvVAE(GaussianLatent):
     name = "convvae"
     description = "conv VAE (DCGAN-shaped encoder/decoder), BCE + beta*KL; images with sides divisible by 4"
     Hyper = ConvVAEHyper
+    graph_safe = True  # as vae: one update, noise drawn on the device (--cuda-graphs)
     capabilities = frozenset(
         {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.ELBO, Capability.DECODE}
     )

@@ -86,6 +86,7 @@ class GAN(BinaryGAN):
     name = "gan"
     description = "MLP GAN, G z-w-2w-4w-out, D in-2w-w-1 (w=256); loss bce|hinge"
     Hyper = GANHyper
+    graph_safe = True  # fixed d_steps/g_steps loops, noise on the device; R1's double backward captures
 
     def __init__(self, hp: GANHyper, data: DataInfo) -> None:
         super().__init__(hp, data)
@@ -113,6 +114,7 @@ class DCGAN(BinaryGAN):
     name = "dcgan"
     description = "conv DCGAN (2 stride-2 layers, batch-norm), for images with sides divisible by 4"
     Hyper = DCGANHyper
+    graph_safe = True  # as gan (batch-norm's running statistics are updated on the device)
     data_kinds = frozenset({"image"})
 
     hp: DCGANHyper

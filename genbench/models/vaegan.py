@@ -108,6 +108,7 @@ class VAEGAN(GaussianLatent):
     name = "vaegan"
     description = "VAE-GAN (Larsen et al. 2016): conv encoder, decoder = generator, discriminator; images /4"
     Hyper = VAEGANHyper
+    graph_safe = True  # fixed loops, noise on the device, gradients assigned from autograd.grad (captured)
     capabilities = frozenset(
         {Capability.SAMPLE, Capability.RECONSTRUCT, Capability.ENCODE, Capability.DECODE, Capability.DISCRIMINATE}
     )

@@ -66,6 +66,7 @@ class WGANGP(AdversarialModel):
     name = "wgan-gp"
     description = "WGAN-GP (Gulrajani et al. 2017): DCGAN G, critic without batch-norm, lambda=10, n_critic=5"
     Hyper = WGANGPHyper
+    graph_safe = True  # a fixed 5 critic updates; the gradient penalty's double backward and torch.rand capture
     data_kinds = frozenset({"image"})
 
     hp: WGANGPHyper
