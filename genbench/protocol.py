@@ -163,6 +163,12 @@ class Protocol:
     )
     compile: bool = option("torch.compile the model's networks (the first steps are slower: compiling)", "bool", False)
     channels_last: bool = option("channels_last memory format for conv nets' weights and images", "bool", False)
+    cuda_graphs: bool = option(
+        "capture the whole training step as one CUDA graph and replay it (CUDA only; fp32/bf16; models that "
+        "declare graph_safe)",
+        "bool",
+        False,
+    )
 
     def weights_for(self, backbone: str) -> Path | None:
         """The weights file given for ``backbone``, if any."""
@@ -274,8 +280,9 @@ def run_options() -> tuple[Option, ...]:
 
 
 # Protocol fields about training: genbench eval trains nothing. The fast path's fields (precision, compile,
-# channels_last) are how a model trains and samples in a cell; an evaluated generator runs as given, in float32.
-TRAINING_ONLY = ("epochs", "eval_every", "precision", "compile", "channels_last")
+# channels_last, cuda_graphs) are how a model trains and samples in a cell; an evaluated generator runs as
+# given, in float32.
+TRAINING_ONLY = ("epochs", "eval_every", "precision", "compile", "channels_last", "cuda_graphs")
 
 
 def eval_options() -> tuple[Option, ...]:

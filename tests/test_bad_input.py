@@ -164,6 +164,13 @@ CASES = [
     run("ray-address-without-ray", "--executor", "process", "--ray-address", "x:1",
         phrase="--ray-address x:1: the 'process' executor does not use it"),
     run("precision-unknown", "--precision", "fp8", phrase="--precision 'fp8'; valid: 'bf16', 'fp16', 'fp32'"),
+    run("cuda-graphs-on-cpu", "--cuda-graphs", phrase="--cuda-graphs needs a CUDA device; --device cpu is cpu here"),
+    run("cuda-graphs-fp16", "--cuda-graphs", "--precision", "fp16",
+        phrase="--cuda-graphs with --precision fp16: fp16's loss scaling (GradScaler)"),
+    run("cuda-graphs-compile", "--cuda-graphs", "--compile",
+        phrase="--cuda-graphs with --compile: torch.compile cannot"),
+    run("cuda-graphs-not-graph-safe", "--models", "gan,ae", "--cuda-graphs",
+        phrase="--cuda-graphs: model 'ae' is not graph-safe"),
     # -- reference statistics
     run("stats-missing", "--reference-stats", "{tmp}/none.npz", phrase="none.npz: no such file"),
     run("stats-text", "--reference-stats", "{tmp}/text.npz", phrase="not an .npz archive"),

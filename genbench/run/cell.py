@@ -60,7 +60,7 @@ from genbench.run.calibrate import WORKLOAD as CALIBRATION_WORKLOAD
 from genbench.run.calibrate import calibrate
 from genbench.run.contract import ContractError, draw_samples, one_line
 from genbench.run.data import load_data
-from genbench.run.fastpath import autocast, fast_path_flags, prepare_model, prepare_split
+from genbench.run.fastpath import autocast, fast_path_flags, prepare_model, prepare_split, training_step
 from genbench.run.guard import CellGuard, CellTimeout, raised_by_plugin
 from genbench.run.health import evaluation_flags, training_flags
 from genbench.run.timing import resolve_device, timed
@@ -232,6 +232,7 @@ def _run_phases(
     record.params = model.parameter_counts()
     prepare_model(model, protocol, device)  # --channels-last, fp16 loss scaling, --compile
     amp = autocast(protocol, device)  # --precision: train_step and sample run in it
+    step, step_amp = training_step(model, protocol, device)  # --cuda-graphs: the step captured once, replayed
 
     epochs = hyper.epochs
     # figures and the quality curve: fed between epochs on forked random streams, off the train clock
@@ -252,8 +253,9 @@ def _run_phases(
         record.timings["train"] = t  # filled in on exit, also when training diverges or fails
         try:
             train(
-                model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step, amp
-            )
+                model, train_split, epochs, hyper.batch_size, spec.seed, on_epoch, progress, guard.check, on_step,
+                step_amp, step,
+            )  # fmt: skip
         except Exception:
             watch.finish(complete=False)  # what the epochs that finished show (samples over training)
             raise

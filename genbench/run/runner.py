@@ -125,7 +125,7 @@ def validate(request: RunRequest) -> list[CellSpec]:
     check_sizes(p)
     check_reference_stats(p, info)
     device = resolve_device(p.device)
-    check_fast_path(p, device)  # --precision supported by the device, --compile has what it needs
+    check_fast_path(p, device, [registry.model(m) for m in request.models])  # --precision, --compile, --cuda-graphs
     executor = registry.executor(request.executor)  # workers, GPUs, Ray: before any work
     refuse_unused(executor, request, (e.cls for e in registry.executors.values()))  # options it does not read
     executor.check(request)

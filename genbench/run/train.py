@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +102,7 @@ def train(
     check: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
     autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    step: Callable[[torch.Tensor, torch.Tensor | None], Mapping[str, torch.Tensor]] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` on ``data`` (already on the model's device).
 
@@ -111,9 +112,11 @@ def train(
     cell's time limit). After every epoch training stops with :class:`Diverged`
     when a logged mean breaks :func:`genbench.run.health.loss_problem` or a weight is
     no longer finite; an epoch whose means are finite is kept in the history.
-    Each step runs inside ``autocast()`` (``--precision``, :mod:`genbench.run.fastpath`).
+    Each step runs inside ``autocast()`` (``--precision``, :mod:`genbench.run.fastpath`) and calls
+    ``step`` (``model.train_step`` unless given: ``--cuda-graphs`` gives a replayed CUDA graph of it).
     """
     result = result if result is not None else TrainResult()
+    step = step if step is not None else model.train_step
     g = torch.Generator().manual_seed(seed)  # the batch order depends on the seed only
     n = len(data)
     bs = min(batch_size, n)
@@ -129,7 +132,7 @@ def train(
             idx = perm[i * bs : (i + 1) * bs]
             y = data.y[idx] if data.y is not None else None
             with autocast():
-                logs.append(dict(model.train_step(data.x[idx], y)))
+                logs.append(dict(step(data.x[idx], y)))
             if on_step is not None and time.monotonic() >= next_report:
                 on_step(epoch, i + 1, steps)
                 next_report = time.monotonic() + STEP_REPORT_S
