@@ -258,7 +258,8 @@ def fast_path(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     data = load_data(args.dataset, Path(os.environ.get("GENBENCH_DATA", "data")), False)
     cls = get_registry().model("dcgan")
     hyper = build(cls.Hyper, {}, "dcgan", "image")
-    variants: dict[str, dict[str, Any]] = {  # compile last: its warm-up is the longest (a time limit cuts it, not the others)
+    # compile last: its warm-up is the longest (a time limit cuts it, not the others)
+    variants: dict[str, dict[str, Any]] = {
         "eager fp32": {},
         "cuda graphs": {"cuda_graphs": True},
         "bf16 + channels_last + cuda graphs": {"precision": "bf16", "channels_last": True, "cuda_graphs": True},
