@@ -39,7 +39,7 @@ from genbench.plugins import get_registry
 from genbench.protocol import CellRecord, CellSpec, RunRequest, run_options
 from genbench.results import RESULTS_CSV, RUN_JSON, atomic_write_json, read_record, write_results
 from genbench.run.data import load_data
-from genbench.run.evaluate import check_evaluated, evaluated_records
+from genbench.run.eval_folder import check_evaluated, evaluated_records
 from genbench.run.events import (
     CellFinished,
     CellProgress,
@@ -271,7 +271,7 @@ def _run(
         executor={"name": getattr(runner, "name", type(runner).__name__), "workers": request.workers},
     )
     position = {c.cell_id: i for i, c in enumerate(cells)}
-    # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.evaluate).
+    # Rows `genbench eval` added to this folder are kept after the grid's (genbench.run.eval_folder).
     for i, old in enumerate(evaluated_records(out, set(position)) if request.resume else []):
         position[old.cell_id] = len(cells) + i
         reused[old.cell_id] = old
