@@ -61,6 +61,13 @@ def disk_full_error(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The first line of ``exc``'s message, cut at ``limit`` characters, or its type's name when it has none:
+    the reason a one-line error quotes from a library's exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def choices(values: Iterable[str]) -> str:
     """Format valid choices for an error message: ``'a', 'b', 'c'``."""
     items = sorted(values)

@@ -167,19 +167,31 @@ def check_protocol(p: Protocol, out_dir: Path) -> None:
 
 
 # -- the run folder -----------------------------------------------------------------------------------
+def _row_cells(out_dir: Path) -> list[str] | None:
+    """The ``cell`` column of ``results.csv``, in its order; None when the table cannot be read."""
+    try:
+        return [str(c) for c in read_results(out_dir)["cell"]]
+    except Exception:
+        return None
+
+
+def _folder_name(cell: str) -> bool:
+    """Whether ``cell`` names one folder of ``cells/`` (no ``/``, ``..`` or odd characters): never a way out."""
+    return safe_relative(cell) is not None and "/" not in cell
+
+
 def existing_records(out_dir: Path) -> list[CellRecord]:
     """The records behind every row of ``results.csv``, in its order; GenbenchError if one cannot be read
     (rewriting results.csv would lose that row)."""
     if not (out_dir / "results.csv").is_file():
         return []
-    try:
-        cells = [str(c) for c in read_results(out_dir)["cell"]]
-    except Exception:
-        raise GenbenchError(f"{out_dir}/results.csv: damaged; evaluate into another --out") from None
+    cells = _row_cells(out_dir)
+    if cells is None:
+        raise GenbenchError(f"{out_dir}/results.csv: damaged; evaluate into another --out")
     records: list[CellRecord] = []
     seen: set[str] = set()
     for cell in cells:
-        if safe_relative(cell) is None or "/" in cell:  # read nothing outside cells/
+        if not _folder_name(cell):  # read nothing outside cells/
             raise GenbenchError(
                 f"{out_dir}/results.csv: damaged (cell {cell[:80]!r} is not a folder name of {CELLS}/: letters, "
                 "digits and _ . = -); evaluate into another --out"
@@ -209,14 +221,10 @@ def evaluated_records(out_dir: Path, exclude: set[str]) -> list[CellRecord]:
     ``results.csv`` order, except the cells in ``exclude``."""
     if not (out_dir / "results.csv").is_file():
         return []
-    try:
-        cells = [str(c) for c in read_results(out_dir)["cell"]]
-    except Exception:
-        return []
     out = []
     seen: set[str] = set()
-    for cell in cells:
-        if cell in exclude or cell in seen or safe_relative(cell) is None or "/" in cell:
+    for cell in _row_cells(out_dir) or []:
+        if cell in exclude or cell in seen or not _folder_name(cell):
             continue
         seen.add(cell)
         record = read_record(out_dir / CELLS / cell)

@@ -38,7 +38,7 @@ from torch import nn
 
 from genbench.checks import MAX_SEED, _size, check_output_folder, host_memory, parameter_bytes
 from genbench.datasets.base import DATA_KINDS, DataInfo
-from genbench.errors import GenbenchError, choices
+from genbench.errors import GenbenchError, choices, first_line
 from genbench.hyper import build, to_dict
 from genbench.models.base import Capability, GenerativeModel, balanced_labels
 from genbench.plugins import get_registry
@@ -99,7 +99,7 @@ def load_cell(cell_dir: Path) -> LoadedCell:
     try:
         model = cls(hyper, info)
     except (ValueError, TypeError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise GenbenchError(f"{ckpt}: model {name!r} cannot be built from it ({reason})") from None
     try:
         model.load_state_dict(payload["state_dict"])
@@ -130,7 +130,7 @@ def _read_checkpoint(cell_dir: Path, ckpt: Path) -> Any:
         try:
             return torch.load(f, map_location="cpu", weights_only=True)
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc, 100)
             raise GenbenchError(f"{ckpt}: not a genbench checkpoint ({reason})") from None
 
 
@@ -357,7 +357,7 @@ def _write_onnx(
                     dynamic_axes=axes, opset_version=17,
                 )  # fmt: skip
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise GenbenchError(f"-o {out}: torch's ONNX exporter failed ({reason}); write TorchScript (.pt)") from None
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()

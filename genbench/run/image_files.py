@@ -178,6 +178,10 @@ def _stack(arrays: list[np.ndarray], info: DataInfo, what: str) -> torch.Tensor:
     return out
 
 
+def _pickled(path: Path) -> GenbenchError:
+    return GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)")
+
+
 def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """A ``.npy`` header (shape, Fortran order, dtype), read from the stream without reading any data."""
     version = np.lib.format.read_magic(f)
@@ -194,7 +198,7 @@ def _read_rows(f: IO[bytes], size: int, path: Path, key: str, info: DataInfo, n:
     bytes can declare gigabytes)."""
     shape, fortran, dtype = _read_header(f)
     if dtype.hasobject:
-        raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)")
+        raise _pickled(path)
     c, h, w = info.shape
     layouts: dict[tuple[int, ...], str] = {(c, h, w): "nchw", (h, w, c): "nhwc", (h, w, 3): "nhwc", (3, h, w): "nchw"}
     if c == 1:
@@ -235,7 +239,7 @@ def _npz_rows(path: Path, info: DataInfo, n: int) -> tuple[np.ndarray, str]:
         if f.read(6) == b"\x93NUMPY":  # a .npy named .npz, as np.load reads it: refused, after a look at its dtype
             f.seek(0)
             if _read_header(f)[2].hasobject:
-                raise GenbenchError(f"--images {path}: holds Python objects (pickle, refused: it could run code)")
+                raise _pickled(path)
             raise GenbenchError(f"--images {path}: a .npy file, not an .npz; save the images with np.savez")
     with zipfile.ZipFile(path) as archive:
         members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # as np.load names them

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import torch
 
 from genbench.datasets.base import DataInfo
-from genbench.errors import GenbenchError
+from genbench.errors import GenbenchError, first_line
 from genbench.hyper import Hyper
 from genbench.models.base import Capability, GenerativeModel, balanced_labels, draw_noise
 from genbench.results import file_digest
@@ -124,7 +124,7 @@ def load_torchscript(
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript; it still works
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise GenbenchError(
             f"--generator {path}: not a TorchScript file ({reason}); save one with torch.jit.trace(g, z).save(path) "
             "or `genbench export`"
@@ -154,7 +154,7 @@ def load_onnx(path: Path, z_dim: int | None, z_dist: ZDist | None, conditional: 
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise GenbenchError(f"--generator {path}: not an ONNX model onnxruntime can run ({reason})") from None
     meta = _metadata(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), str(path))
     inputs = session.get_inputs()

@@ -84,15 +84,15 @@ def import_ray() -> Any:
 
 def ray_address(request: RunRequest) -> tuple[str | None, str]:
     """The cluster to join (``--ray-address``, else ``$RAY_ADDRESS``; None: start a local one) and its name."""
-    given, where = (request.ray_address, "--ray-address") if request.ray_address else (
-        os.environ.get("RAY_ADDRESS", "").strip(), "RAY_ADDRESS"
-    )  # fmt: skip
+    given, where = request.ray_address, "--ray-address"
+    if not given:
+        given, where = os.environ.get("RAY_ADDRESS", "").strip(), "RAY_ADDRESS"
     return (None if given in ("", "local") else given), where  # Ray's "local": start a new local instance
 
 
 def check_reachable(address: str, where: str, timeout: float = CONNECT_SECONDS) -> None:
-    """Something accepts a TCP connection at ``host:port`` within ``timeout`` seconds (``auto``/``local``: skipped)."""
-    if address in ("auto", "local"):
+    """Something accepts a TCP connection at ``host:port`` within ``timeout`` seconds (``auto``: skipped)."""
+    if address == "auto":
         return
     parts = urlsplit(address if "://" in address else f"ray://{address}")
     try:
